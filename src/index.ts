@@ -1,0 +1,14 @@
+// The public API of tsc-nn: the tensor-expression DSL, built-in ops, tracing, the IR and the runtime.
+export * as te from './ir/te';
+export { compute, Placeholder, E, type TensorExpr } from './ir/te';
+export { defineOp, check, lookupOp, type OpDef, type VjpRule } from './ir/op';
+export { Graph, Tensor, sizeOf, outputKey, type Node, type GraphOutput } from './ir/graph';
+export { trace, source, type SourceSpec, type Shapes } from './ir/trace';
+export { defineModel, countParams, type ModelDef, type ParamSpec, type Init, type ForwardContext } from './ir/model';
+export { printGraph } from './ir/print';
+export { verify, VerifyError } from './ir/verify';
+export { evaluate, evaluateOutputs } from './ir/reference';
+export { UserError, OpError } from './ir/errors';
+export * from './ir/ops';
+export { createBackend, availableBackends, BACKENDS, type Backend, type BackendName } from './runtime/backend';
+export { GraphExecutor } from './runtime/executor';

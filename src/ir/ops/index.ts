@@ -1,0 +1,7 @@
+export * from './elementwise';
+export * from './reduce';
+export * from './shape';
+export * from './conv';
+export * from './pool';
+export * from './linear';
+export * from './nn';

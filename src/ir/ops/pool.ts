@@ -1,0 +1,124 @@
+// Average and max pooling over NCHW windows, with TensorFlow/MindSpore `same` padding or explicit padding.
+import { defineOp, check } from '../op';
+import type { Tensor } from '../graph';
+import { compute, lit, maximum, select, sum, type E } from '../te';
+import { mean } from './reduce';
+
+export interface PoolAttrs {
+  readonly kernel: number;
+  readonly stride: number;
+  /** `same`: output ceil(n / stride), the odd padding row/column at the end (TensorFlow, MindSpore). */
+  readonly padding: number | 'same';
+}
+
+/** Output size and leading padding of a pooling window along an axis of size n. */
+export function poolGeometry(n: number, { kernel: k, stride: s, padding }: PoolAttrs): { out: number; before: number } {
+  if (padding === 'same') {
+    const out = Math.ceil(n / s);
+    return { out, before: Math.floor(Math.max((out - 1) * s + k - n, 0) / 2) };
+  }
+  return { out: Math.floor((n + 2 * padding - k) / s) + 1, before: padding };
+}
+
+function checkPool(x: readonly number[], a: PoolAttrs): void {
+  check(x.length === 4, `input must be NCHW (rank 4), got [${x.join(', ')}]`);
+  check(Number.isInteger(a.kernel) && a.kernel >= 1 && Number.isInteger(a.stride) && a.stride >= 1, `kernel and stride must be positive integers, got ${a.kernel} and ${a.stride}`);
+  if (a.padding !== 'same') {
+    check(Number.isInteger(a.padding) && a.padding >= 0 && a.padding < a.kernel, `padding must be an integer in [0, kernel), got ${a.padding}`);
+    check(a.kernel <= x[2]! + 2 * a.padding && a.kernel <= x[3]! + 2 * a.padding, `kernel ${a.kernel} is larger than the padded input ${x[2]! + 2 * a.padding}x${x[3]! + 2 * a.padding}`);
+  }
+}
+
+/** Number of window positions inside the input along one axis (averages count valid elements only). */
+const validCount = (start: E, k: number, n: number): E => start.add(k).min(n).sub(start.max(0));
+
+/** The window of output coordinate `o` starts at `o * s - before`; input `i` is tap `i - start`. */
+const windowStart = (o: E, s: number, before: number): E => o.mul(s).sub(before);
+
+/** Output coordinate whose window holds input `i` at tap `k`, when there is one. */
+function tapOwner(i: E, k: E, s: number, before: number, outSize: number): { ok: E; at: E } {
+  const t = i.add(before).sub(k);
+  const at = s === 1 ? t : t.idiv(s);
+  const divides = s === 1 ? t.ge(0) : t.mod(s).eq(0).and(t.ge(0));
+  return { ok: divides.and(at.lt(outSize)), at };
+}
+
+const avgPoolOp = defineOp<PoolAttrs>({
+  name: 'avg_pool2d',
+  compute: ([x], a) => {
+    checkPool(x!.shape, a);
+    const [N, C, H, W] = x!.shape as [number, number, number, number];
+    const gy = poolGeometry(H, a);
+    const gx = poolGeometry(W, a);
+    return compute([N, C, gy.out, gx.out], (n, c, y, xx) => {
+      const ys = windowStart(y, a.stride, gy.before);
+      const xs = windowStart(xx, a.stride, gx.before);
+      return sum([a.kernel, a.kernel], (ky, kx) => x!.atOr(0, n, c, ys.add(ky), xs.add(kx)))
+        .div(validCount(ys, a.kernel, H).mul(validCount(xs, a.kernel, W)));
+    });
+  },
+  vjp: (g, [x], _out, a) => [avgPool2dGrad(g, x!.shape, a)],
+});
+
+const avgPoolGradOp = defineOp<PoolAttrs & { inputShape: readonly number[] }>({
+  name: 'avg_pool2d_grad',
+  compute: ([g], { inputShape, ...a }) => {
+    const [N, C, H, W] = inputShape as [number, number, number, number];
+    const gy = poolGeometry(H, a);
+    const gx = poolGeometry(W, a);
+    return compute([N, C, H, W], (n, c, i, j) =>
+      sum([a.kernel, a.kernel], (ky, kx) => {
+        const ty = tapOwner(i, ky, a.stride, gy.before, gy.out);
+        const tx = tapOwner(j, kx, a.stride, gx.before, gx.out);
+        const count = validCount(windowStart(ty.at, a.stride, gy.before), a.kernel, H)
+          .mul(validCount(windowStart(tx.at, a.stride, gx.before), a.kernel, W));
+        return select(ty.ok.and(tx.ok), g!.at(n, c, ty.at, tx.at).div(count), 0);
+      }));
+  },
+});
+const avgPool2dGrad = (g: Tensor, inputShape: readonly number[], a: PoolAttrs): Tensor =>
+  avgPoolGradOp([g], { kernel: a.kernel, stride: a.stride, padding: a.padding, inputShape });
+
+const maxPoolOp = defineOp<PoolAttrs>({
+  name: 'max_pool2d',
+  compute: ([x], a) => {
+    checkPool(x!.shape, a);
+    const [N, C, H, W] = x!.shape as [number, number, number, number];
+    const gy = poolGeometry(H, a);
+    const gx = poolGeometry(W, a);
+    return compute([N, C, gy.out, gx.out], (n, c, y, xx) => {
+      const ys = windowStart(y, a.stride, gy.before);
+      const xs = windowStart(xx, a.stride, gx.before);
+      return maximum([a.kernel, a.kernel], (ky, kx) => x!.atOr(-Infinity, n, c, ys.add(ky), xs.add(kx)));
+    });
+  },
+  vjp: (g, [x], out, a) => [maxPoolGradOp([x!, out, g], a)],
+});
+
+// The gradient goes to the first maximum of each window in raster order (as PyTorch and TensorFlow do).
+const maxPoolGradOp = defineOp<PoolAttrs>({
+  name: 'max_pool2d_grad',
+  compute: ([x, y, g], a) => {
+    const [N, C, H, W] = x!.shape as [number, number, number, number];
+    const gy = poolGeometry(H, a);
+    const gx = poolGeometry(W, a);
+    const k = a.kernel;
+    return compute([N, C, H, W], (n, c, i, j) =>
+      sum([k, k], (ky, kx) => {
+        const ty = tapOwner(i, ky, a.stride, gy.before, gy.out);
+        const tx = tapOwner(j, kx, a.stride, gx.before, gx.out);
+        const best = y!.at(n, c, ty.at, tx.at);
+        const ys = windowStart(ty.at, a.stride, gy.before);
+        const xs = windowStart(tx.at, a.stride, gx.before);
+        const earlierTies = sum([k, k], (ky2, kx2) =>
+          select(ky2.mul(k).add(kx2).lt(ky.mul(k).add(kx)), x!.atOr(-Infinity, n, c, ys.add(ky2), xs.add(kx2)).eq(best), 0));
+        const isFirstMax = x!.at(n, c, i, j).eq(best).and(earlierTies.eq(0));
+        return select(ty.ok.and(tx.ok), select(isFirstMax, g!.at(n, c, ty.at, tx.at), lit(0)), 0);
+      }));
+  },
+});
+
+export const avgPool2d = (x: Tensor, a: PoolAttrs): Tensor => avgPoolOp([x], a);
+export const maxPool2d = (x: Tensor, a: PoolAttrs): Tensor => maxPoolOp([x], a);
+/** Mean over the spatial axes: [N, C, H, W] -> [N, C]. */
+export const globalAvgPool = (x: Tensor): Tensor => mean(x, [2, 3]);

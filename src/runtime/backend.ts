@@ -1,0 +1,75 @@
+// gpu.js backends behind one interface. gpu.js's `mode` only echoes the request, so every backend is probed
+// with a tiny kernel and reports the kernel class that really ran.
+import { GPU } from 'gpu.js';
+import { UserError } from '../ir/errors';
+
+export const BACKENDS = ['cpu', 'webasm', 'gl'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+const gpujsMode: Record<BackendName, string> = { cpu: 'cpu', webasm: 'webasm', gl: 'headlessgl' };
+const kernelClass: Record<BackendName, string> = { cpu: 'CPUKernel', webasm: 'WebAssemblyKernel', gl: 'HeadlessGLKernel' };
+
+export interface Backend {
+  readonly name: BackendName;
+  readonly gpu: GPU;
+  /** True when results are float64 (gpu.js's cpu backend) rather than float32. */
+  readonly float64: boolean;
+}
+
+// `auto` prefers a GL device, then WebAssembly; on this kind of machine webasm and cpu run at similar speeds.
+const autoOrder: readonly BackendName[] = ['gl', 'webasm', 'cpu'];
+
+/** Why a backend cannot start, or null when its probe kernel ran on the requested kernel class. */
+function probe(name: BackendName): { gpu: GPU } | { error: string } {
+  let gpu: GPU;
+  try {
+    gpu = new GPU({ mode: gpujsMode[name] as 'cpu' });
+  } catch (e) {
+    const why = name === 'gl'
+      ? 'gpu.js found no headless-gl context (install the optional `gl` package, which needs Debian\'s libxi-dev, and run under `xvfb-run -a`)'
+      : (e as Error).message;
+    return { error: why };
+  }
+  try {
+    const k = gpu.createKernel('function (a) { return a[this.thread.x] * 2; }', { output: [2], tactic: 'precision' });
+    const r = k(new Float32Array([1, 2])) as Float32Array;
+    const ran = (k as unknown as { kernel: { constructor: { name: string } } }).kernel.constructor.name;
+    if (ran !== kernelClass[name]) return { error: `gpu.js fell back to ${ran}` };
+    if (r[0] !== 2 || r[1] !== 4) return { error: 'the probe kernel computed wrong values' };
+  } catch (e) {
+    return { error: (e as Error).message.split('\n')[0]! };
+  }
+  return { gpu };
+}
+
+const cache = new Map<BackendName, Backend>();
+
+export function isBackendName(s: string): s is BackendName {
+  return (BACKENDS as readonly string[]).includes(s);
+}
+
+/** Start a backend; `auto` takes the first of gl, webasm, cpu that works. Never falls back silently. */
+export function createBackend(requested: string): Backend {
+  if (requested !== 'auto' && !isBackendName(requested)) {
+    throw new UserError(`unknown backend "${requested}": choose one of auto, ${BACKENDS.join(', ')}`);
+  }
+  const order = requested === 'auto' ? autoOrder : [requested];
+  const errors: string[] = [];
+  for (const name of order) {
+    const hit = cache.get(name);
+    if (hit) return hit;
+    const p = probe(name);
+    if ('gpu' in p) {
+      const b: Backend = { name, gpu: p.gpu, float64: name === 'cpu' };
+      cache.set(name, b);
+      return b;
+    }
+    errors.push(`${name}: ${p.error}`);
+  }
+  throw new UserError(`backend ${requested} cannot start: ${errors.join('; ')}`);
+}
+
+/** Backends that start on this machine (for tests and benchmarks). */
+export function availableBackends(): BackendName[] {
+  return BACKENDS.filter((b) => { try { createBackend(b); return true; } catch { return false; } });
+}
