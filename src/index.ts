@@ -12,3 +12,4 @@ export { UserError, OpError } from './ir/errors';
 export * from './ir/ops';
 export { createBackend, availableBackends, BACKENDS, type Backend, type BackendName } from './runtime/backend';
 export { GraphExecutor } from './runtime/executor';
+export { defineOpCheck, type OpCheck, type Draw } from './frontend/opcheck';

@@ -1,0 +1,21 @@
+// From a model definition to a traced graph: inference (forward only) or training (forward in training mode plus
+// the label-smoothing loss, with the labels as an extra input).
+import type { Graph, Tensor } from '../ir/graph';
+import { softmaxCrossEntropy } from '../ir/ops';
+import { trace } from '../ir/trace';
+import type { ModelDef } from '../ir/model';
+
+export type Mode = 'train' | 'infer';
+export const MODES: readonly Mode[] = ['train', 'infer'];
+
+export interface BuildOptions { readonly batch: number; readonly mode: Mode; readonly labelSmoothing?: number }
+
+export function buildGraph<C extends object>(model: ModelDef<C>, config: C, opts: BuildOptions): Graph {
+  const params = model.params(config);
+  const inputs = { ...model.inputs(config, opts.batch), ...(opts.mode === 'train' ? { label: [opts.batch] } : {}) };
+  return trace({ params, inputs }, (p, x): Record<string, Tensor> => {
+    const logits = model.forward(p, x, config, { training: opts.mode === 'train' });
+    if (opts.mode === 'infer') return { logits };
+    return { logits, loss: softmaxCrossEntropy(logits, x.label!, opts.labelSmoothing ?? 0.1) };
+  });
+}
