@@ -7,6 +7,8 @@ if (!fs.existsSync(cli)) {
   console.error('tsc-nn: not built yet; run `npm run build` in ' + path.dirname(__dirname));
   process.exit(1);
 }
+// Source maps make traced nodes point at the TypeScript lines of built-in models.
+process.setSourceMapsEnabled(true);
 require(cli).main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e) => { console.error('tsc-nn: internal error (please report it):', e); process.exitCode = 2; },

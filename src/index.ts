@@ -13,3 +13,4 @@ export * from './ir/ops';
 export { createBackend, availableBackends, BACKENDS, type Backend, type BackendName } from './runtime/backend';
 export { GraphExecutor } from './runtime/executor';
 export { defineOpCheck, type OpCheck, type Draw } from './frontend/opcheck';
+export { shufflenet, channelShuffle, type ShuffleNetConfig } from './models/shufflenet';

@@ -5,7 +5,8 @@ import { sizeOf, type Graph } from '../src/ir/graph';
 import { uniform } from '../src/runtime/random';
 
 export { compareWithReference, relL2 } from '../src/runtime/compare';
-export { uniform, mulberry32 } from '../src/runtime/random';
+export { uniform } from '../src/runtime/random';
+export { Rng } from '../src/runtime/data/rng';
 
 /** Feeds for every source of a graph: uniform data, with per-name overrides. */
 export function randomFeeds(g: Graph, seed: number, overrides: Record<string, Float32Array> = {}): Record<string, Float32Array> {

@@ -38,6 +38,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  process.setSourceMapsEnabled(true);
   main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
     console.error('tsc-nn: internal error (please report it):', e);
     process.exitCode = 2;

@@ -6,7 +6,9 @@ import { SourceMap } from 'node:module';
 export interface SourceLoc { readonly file: string; readonly line: number; readonly col: number }
 
 const sourceMaps = new Map<string, { map: SourceMap; source: string }>();
-const libraryDirs = [path.resolve(__dirname), path.resolve(__dirname, '..', 'passes')];
+// The IR and passes directories, both as built (dist/src/...) and as sources (when stack traces are source-mapped).
+const libraryDirs = [path.resolve(__dirname), path.resolve(__dirname, '..', 'passes')]
+  .flatMap((d) => [d, d.replace(`${path.sep}dist${path.sep}src${path.sep}`, `${path.sep}src${path.sep}`)]);
 
 /** Called by the model loader: frames in `generatedFile` map back to `source` through `map`. */
 export function registerSourceMap(generatedFile: string, source: string, map: SourceMap): void {

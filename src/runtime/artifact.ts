@@ -5,7 +5,7 @@ import type { Graph } from '../ir/graph';
 import { printGraph } from '../ir/print';
 import { lowerGraph } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
-import { writeFileAtomic } from './atomic';
+import { atomicWrite } from './atomic';
 
 export type Emit = 'all' | 'ir' | 'kernels';
 export const EMITS: readonly Emit[] = ['all', 'ir', 'kernels'];
@@ -38,19 +38,19 @@ export function opCounts(g: Graph): Record<string, number> {
   return counts;
 }
 
-export function writeArtifact(dir: string, g: Graph, manifest: Manifest, emit: Emit): string[] {
+export async function writeArtifact(dir: string, g: Graph, manifest: Manifest, emit: Emit): Promise<string[]> {
   fs.mkdirSync(dir, { recursive: true });
   const written: string[] = [];
-  const put = (rel: string, data: string): void => {
+  const put = async (rel: string, data: string): Promise<void> => {
     const file = path.join(dir, rel);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    writeFileAtomic(file, data);
+    await atomicWrite(file, Buffer.from(data));
     written.push(file);
   };
-  if (emit !== 'kernels') put('model.ir.txt', `${printGraph(g, { exprs: true })}\n`);
+  if (emit !== 'kernels') await put('model.ir.txt', `${printGraph(g, { exprs: true })}\n`);
   if (emit !== 'ir') {
-    for (const k of lowerGraph(g).map(printGpujsKernel)) put(path.join('kernels', `${k.name}.js`), `${k.source}\n`);
+    for (const k of lowerGraph(g).map(printGpujsKernel)) await put(path.join('kernels', `${k.name}.js`), `${k.source}\n`);
   }
-  if (emit === 'all') put('manifest.json', `${JSON.stringify(manifest, null, 2)}\n`);
+  if (emit === 'all') await put('manifest.json', `${JSON.stringify(manifest, null, 2)}\n`);
   return written;
 }

@@ -21,7 +21,7 @@ export const compileCommand: Command = {
     json: { type: 'boolean' },
   },
   allowModelFlags: true,
-  run({ values, positionals, extra }) {
+  async run({ values, positionals, extra }) {
     const file = positionals[0];
     if (!file) throw new UserError('compile needs a model file: tsc-nn compile FILE.ts');
     const emit = oneOf('emit', values.emit, EMITS, 'all');
@@ -46,7 +46,7 @@ export const compileCommand: Command = {
       outputs: Object.fromEntries(graph.outputs.map((o) => [o.name, graph.node(o.node).shape])),
     };
     const dir = typeof values.out === 'string' ? values.out : path.join('out', model.name);
-    const written = writeArtifact(dir, graph, manifest, emit);
+    const written = await writeArtifact(dir, graph, manifest, emit);
     const ms = performance.now() - t0;
     if (values.json) {
       console.log(JSON.stringify({ ...manifest, dir, files: written.length, compileMs: Math.round(ms) }));

@@ -67,6 +67,8 @@ const conv2dGradInputOp = defineOp<ConvAttrs & { inputShape: readonly number[] }
         return select(ty.ok.and(tx.ok), g!.at(n, o, ty.at, tx.at).mul(w!.at(o, c.mod(Cg), ky, kx)), 0);
       }));
   },
+  // The transposed convolution is linear in both inputs: its adjoints are the forward conv and the weight gradient.
+  vjp: (cot, [g, w], _out, a) => [conv2dOp([cot, w!], convAttrsOf(a)), conv2dGradWeight(g!, cot, w!.shape, a)],
 });
 
 const conv2dGradWeightOp = defineOp<ConvAttrs & { weightShape: readonly number[] }>({
@@ -79,7 +81,10 @@ const conv2dGradWeightOp = defineOp<ConvAttrs & { weightShape: readonly number[]
       sum([N, Ho, Wo], (n, y, xx) =>
         g!.at(n, o, y, xx).mul(x!.atOr(0, n, o.idiv(Og).mul(Cg).add(c), y.mul(s).add(ky).sub(p), xx.mul(s).add(kx).sub(p)))));
   },
+  vjp: (cot, [g, x], _out, a) => [conv2dOp([x!, cot], convAttrsOf(a)), conv2dGradInput(g!, cot, x!.shape, a)],
 });
+
+const convAttrsOf = (a: ConvAttrs): ConvAttrs => ({ stride: a.stride, padding: a.padding, groups: a.groups });
 
 export const conv2dGradInput = (g: Tensor, w: Tensor, inputShape: readonly number[], a: ConvAttrs): Tensor =>
   conv2dGradInputOp([g, w], { stride: a.stride, padding: a.padding, groups: a.groups, inputShape });

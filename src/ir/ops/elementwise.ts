@@ -48,6 +48,8 @@ export const div = (a: Tensor, b: Tensor): Tensor => divOp([a, b], {});
 const reluGradOp = defineOp<Record<string, never>>({
   name: 'relu_grad',
   compute: ([x, g]) => compute(x!.shape, (...i) => select(x!.at(...i).gt(0), g!.at(...i), 0)),
+  // Linear in g; piecewise constant in x, so x gets no gradient.
+  vjp: (cot, [x]) => [null, reluGrad(x!, cot)],
 });
 const reluOp = defineOp<Record<string, never>>({
   name: 'relu',
@@ -104,3 +106,11 @@ const stopGradientOp = defineOp<Record<string, never>>({
 });
 /** Identity whose gradient is zero: for values that cancel analytically (the max in log-softmax). */
 export const stopGradient = (x: Tensor): Tensor => stopGradientOp([x], {});
+
+const fillOp = defineOp<{ value: number }>({
+  name: 'fill',
+  compute: ([like], { value }) => compute(like!.shape, () => value),
+  vjp: () => [null],
+});
+/** A tensor of `like`'s shape filled with a constant (its data is not read). */
+export const fill = (like: Tensor, value: number): Tensor => fillOp([like], { value });

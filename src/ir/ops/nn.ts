@@ -30,6 +30,12 @@ const batchNormInferOp = defineOp<{ eps: number }>({
     return compute(x!.shape, (n, c, h, w) =>
       x!.at(n, c, h, w).sub(rm!.at(c)).div(rv!.at(c).add(eps).sqrt()).mul(gamma!.at(c)).add(beta!.at(c)));
   },
+  // Running statistics are constants here; x, gamma and beta get gradients (fine-tuning with frozen statistics).
+  vjp: (g, [x, gamma, , rm, rv], _out, { eps }) => {
+    const invStd = rsqrt(affine(rv!, 1, eps));
+    const normalized = mul(sub(x!, perChannel(rm!)), perChannel(invStd));
+    return [mul(g, perChannel(mul(invStd, gamma!))), sum(mul(g, normalized), [0, 2, 3]), sum(g, [0, 2, 3]), null, null];
+  },
 });
 
 /**
