@@ -4,8 +4,11 @@ import { TypeCheckError } from '../src/frontend/loader';
 import { parseCommandArgs, type Command } from './commands/common';
 import { compileCommand } from './commands/compile';
 import { checkOpCommand } from './commands/check-op';
+import { trainCommand } from './commands/train';
+import { evalCommand } from './commands/eval';
+import { predictCommand } from './commands/predict';
 
-const commands: readonly Command[] = [compileCommand, checkOpCommand];
+const commands: readonly Command[] = [compileCommand, trainCommand, evalCommand, predictCommand, checkOpCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

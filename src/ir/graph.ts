@@ -21,7 +21,11 @@ export interface Node {
   readonly loc?: SourceLoc;
   /** Ops a pass merged into this node, in the order they were merged. */
   readonly fused?: readonly string[];
+  /** Which part of a training step computes the node (absent: forward). */
+  readonly phase?: Phase;
 }
+
+export type Phase = 'forward' | 'backward' | 'optimizer';
 
 export type OutputKind = 'output' | 'state' | 'grad' | 'update';
 export interface GraphOutput { readonly name: string; readonly node: number; readonly kind: OutputKind }

@@ -42,6 +42,11 @@ export function simplify(e: Expr, shape: readonly number[]): Expr {
   const range = (x: Expr): Range => rangeOf(x, shape, rvars);
   return mapExpr(e, (x) => {
     if (x.k === 'axis' && shape[x.i] === 1) return cst(0);
+    if (x.k === 'rvar' && rvars.get(x.id) === 1) return cst(0);
+    if (x.k === 'reduce' && x.vars.some((v) => v.extent === 1)) {
+      const vars = x.vars.filter((v) => v.extent !== 1);
+      return vars.length ? { ...x, vars } : x.body;
+    }
     if (x.k === 'select' && x.cond.k === 'const') return x.cond.v !== 0 ? x.a : x.b;
     if (x.k !== 'bin') return x;
     const a = range(x.a);

@@ -24,6 +24,8 @@ export interface ShuffleNetConfig {
   group: number;
   classes: number;
   stem: Stem;
+  /** Input side: 32 for the cifar stem, 224 (CIFAR images resized) for the imagenet stem; 0 picks the stem's. */
+  resolution: number;
 }
 
 /** One unit's shape: where its parameters live and how it convolves. */
@@ -76,7 +78,7 @@ export function channelShuffle(x: Tensor, groups: number): Tensor {
 
 export const shufflenet = defineModel<ShuffleNetConfig>({
   name: 'shufflenet',
-  defaults: { size: '2.0x', group: 3, classes: 10, stem: 'cifar' },
+  defaults: { size: '2.0x', group: 3, classes: 10, stem: 'cifar', resolution: 0 },
 
   configure(o) {
     const cfg: ShuffleNetConfig = { ...this.defaults, ...o };
@@ -84,6 +86,8 @@ export const shufflenet = defineModel<ShuffleNetConfig>({
     if (!(GROUPS as readonly number[]).includes(cfg.group)) throw new UserError(`unknown group ${cfg.group}: valid groups are ${GROUPS.join(', ')}`);
     if (!STEMS.includes(cfg.stem)) throw new UserError(`unknown stem "${cfg.stem}": valid stems are ${STEMS.join(', ')}`);
     if (!Number.isInteger(cfg.classes) || cfg.classes < 1) throw new UserError(`classes must be a positive integer, got ${cfg.classes}`);
+    if (!cfg.resolution) cfg.resolution = cfg.stem === 'imagenet' ? 224 : 32;
+    if (!Number.isInteger(cfg.resolution) || cfg.resolution < 8) throw new UserError(`resolution must be an integer of at least 8, got ${cfg.resolution}`);
     return cfg;
   },
 
@@ -99,7 +103,7 @@ export const shufflenet = defineModel<ShuffleNetConfig>({
     };
   },
 
-  inputs: (cfg, batch) => ({ image: cfg.stem === 'imagenet' ? [batch, 3, 224, 224] : [batch, 3, 32, 32] }),
+  inputs: (cfg, batch) => ({ image: [batch, 3, cfg.resolution, cfg.resolution] }),
 
   forward(p, { image }, cfg, { training }) {
     const bn = (x: Tensor, prefix: string): Tensor => batchNorm(x, {

@@ -38,11 +38,15 @@ export function gradients(g: Graph, loss = 'loss'): { graph: Graph; record: Grad
       cotangent.set(src, prev ? add(prev, gi) : gi);
     });
     // Backward nodes point at the forward op they differentiate.
-    for (let i = first; i < out.nodes.length; i++) out.nodes[i] = { ...out.nodes[i]!, loc: node.loc } as Node;
+    for (let i = first; i < out.nodes.length; i++) out.nodes[i] = { ...out.nodes[i]!, loc: node.loc, phase: 'backward' } as Node;
   }
   const params = out.sources('param');
   for (const p of params) {
-    const gp = cotangent.get(p.id) ?? fill(new Tensor(out, p.id), 0);
+    let gp = cotangent.get(p.id);
+    if (!gp) {
+      gp = fill(new Tensor(out, p.id), 0);
+      out.nodes[gp.id] = { ...out.nodes[gp.id]!, phase: 'backward' };
+    }
     out.setOutput(p.name!, gp.id, 'grad');
   }
   return { graph: out, record: { forwardNodes: forwardCount, backwardNodes: out.nodes.length - forwardCount, params: params.length } };

@@ -5,6 +5,7 @@ import { Graph, Tensor, type Node } from '../ir/graph';
 import { defineOp } from '../ir/op';
 import { compute, lit } from '../ir/te';
 import { add, conv2d, reshape, type ConvAttrs } from '../ir/ops';
+import { deadCodeElimination } from './inline';
 
 const foldWeightOp = defineOp<{ eps: number }>({
   name: 'bn_fold_weight',
@@ -59,5 +60,5 @@ export function foldBatchNorm(g: Graph): { graph: Graph; record: { readonly fold
     map.set(n.id, out.add({ ...rest, inputs: n.inputs.map((i) => map.get(i)!) }).id);
   }
   for (const o of g.outputs) out.setOutput(o.name, map.get(o.node)!, o.kind);
-  return { graph: out, record: { folded } };
+  return { graph: deadCodeElimination(out), record: { folded } };
 }

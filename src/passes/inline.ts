@@ -3,6 +3,7 @@
 import { mapExpr, visitExpr, type Expr } from '../ir/expr';
 import { Graph, isSource, type Node } from '../ir/graph';
 import { freshReduceVar } from '../ir/te';
+import { simplify } from '../ir/simplify';
 
 /** Does `e` read input `k` inside a reduction (where an inlined producer would be recomputed per step)? */
 export function readsInsideReduce(e: Expr, k: number): boolean {
@@ -11,6 +12,21 @@ export function readsInsideReduce(e: Expr, k: number): boolean {
     if (x.k === 'reduce') visitExpr(x.body, (y) => { if (y.k === 'read' && y.input === k) inside = true; });
   });
   return inside;
+}
+
+/** Are all reads of input `k` inside a branch of a select (a concat or pad placing the producer's values)? */
+export function readsOnlyUnderSelect(e: Expr, k: number): boolean {
+  const under = (x: Expr, guarded: boolean): boolean => {
+    switch (x.k) {
+      case 'read': return x.input === k ? guarded : x.index.every((i) => under(i, guarded));
+      case 'select': return under(x.cond, guarded) && under(x.a, true) && under(x.b, true);
+      case 'bin': return under(x.a, guarded) && under(x.b, guarded);
+      case 'un': return under(x.a, guarded);
+      case 'reduce': return under(x.body, guarded);
+      default: return true;
+    }
+  };
+  return under(e, false);
 }
 
 export function countReads(e: Expr, k: number): number {
@@ -67,6 +83,11 @@ export function inlineInput(g: Graph, consumer: Pick<Node, 'inputs' | 'expr'>, k
   return { inputs: remaining, expr: shifted };
 }
 
+/** Simplify the index arithmetic substitution leaves behind (x * 1, 0 + x, always-true bounds checks). */
+function tidy(e: Expr, shape: readonly number[]): Expr {
+  return simplify(e, shape);
+}
+
 /** Remove nodes nobody reads (except sources and outputs) and renumber: array order stays topological. */
 export function deadCodeElimination(g: Graph): Graph {
   const live = new Set<number>(g.outputs.map((o) => o.node));
@@ -106,7 +127,8 @@ export function inlineWhere(g: Graph, policy: InlinePolicy): { graph: Graph; inl
       for (let k = 0; k < current.inputs.length; k++) {
         const producer = work.node(current.inputs[k]!);
         if (isSource(producer) || outputs.has(producer.id) || !policy(work, producer, current, k, users)) continue;
-        const { inputs, expr } = inlineInput(work, current, k);
+        const { inputs, expr: raw } = inlineInput(work, current, k);
+        const expr = tidy(raw, current.shape);
         const fused = [...(producer.fused ?? [producer.op]), ...(current.fused ?? [current.op])];
         current = { ...current, inputs, expr, fused: [...new Set(fused)] };
         work.nodes[current.id] = current;

@@ -1,26 +1,28 @@
-// gpu.js backends behind one interface. gpu.js's `mode` only echoes the request, so every backend is probed
-// with a tiny kernel and reports the kernel class that really ran.
+// Backends behind one interface: gpu.js's (cpu, webasm, gl) and tsc-nn's own JavaScript loop-nest target (js).
+// gpu.js's `mode` only echoes the request, so every gpu.js backend is probed with a tiny kernel and reports the
+// kernel class that really ran.
 import { GPU } from 'gpu.js';
 import { UserError } from '../ir/errors';
 
-export const BACKENDS = ['cpu', 'webasm', 'gl'] as const;
+export const BACKENDS = ['js', 'cpu', 'webasm', 'gl'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-const gpujsMode: Record<BackendName, string> = { cpu: 'cpu', webasm: 'webasm', gl: 'headlessgl' };
-const kernelClass: Record<BackendName, string> = { cpu: 'CPUKernel', webasm: 'WebAssemblyKernel', gl: 'HeadlessGLKernel' };
+type GpujsBackend = Exclude<BackendName, 'js'>;
+const gpujsMode: Record<GpujsBackend, string> = { cpu: 'cpu', webasm: 'webasm', gl: 'headlessgl' };
+const kernelClass: Record<GpujsBackend, string> = { cpu: 'CPUKernel', webasm: 'WebAssemblyKernel', gl: 'HeadlessGLKernel' };
 
 export interface Backend {
   readonly name: BackendName;
-  readonly gpu: GPU;
-  /** True when results are float64 (gpu.js's cpu backend) rather than float32. */
-  readonly float64: boolean;
+  /** `gpujs`: kernels run through gpu.js; `js`: tsc-nn's own JavaScript loop nests. */
+  readonly kind: 'gpujs' | 'js';
+  readonly gpu?: GPU;
 }
 
-// `auto` prefers a GL device, then WebAssembly; on this kind of machine webasm and cpu run at similar speeds.
-const autoOrder: readonly BackendName[] = ['gl', 'webasm', 'cpu'];
+// `auto`: on a machine without a GPU, tsc-nn's own JavaScript target is the fastest (see docs/benchmarks.md).
+const autoOrder: readonly BackendName[] = ['js'];
 
 /** Why a backend cannot start, or null when its probe kernel ran on the requested kernel class. */
-function probe(name: BackendName): { gpu: GPU } | { error: string } {
+function probe(name: GpujsBackend): { gpu: GPU } | { error: string } {
   let gpu: GPU;
   try {
     gpu = new GPU({ mode: gpujsMode[name] as 'cpu' });
@@ -48,7 +50,7 @@ export function isBackendName(s: string): s is BackendName {
   return (BACKENDS as readonly string[]).includes(s);
 }
 
-/** Start a backend; `auto` takes the first of gl, webasm, cpu that works. Never falls back silently. */
+/** Start a backend (`auto`: the fastest on this machine). Never falls back silently: a backend that cannot start is an error. */
 export function createBackend(requested: string): Backend {
   if (requested !== 'auto' && !isBackendName(requested)) {
     throw new UserError(`unknown backend "${requested}": choose one of auto, ${BACKENDS.join(', ')}`);
@@ -58,9 +60,14 @@ export function createBackend(requested: string): Backend {
   for (const name of order) {
     const hit = cache.get(name);
     if (hit) return hit;
+    if (name === 'js') {
+      const b: Backend = { name, kind: 'js' };
+      cache.set(name, b);
+      return b;
+    }
     const p = probe(name);
     if ('gpu' in p) {
-      const b: Backend = { name, gpu: p.gpu, float64: name === 'cpu' };
+      const b: Backend = { name, kind: 'gpujs', gpu: p.gpu };
       cache.set(name, b);
       return b;
     }

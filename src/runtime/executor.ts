@@ -1,62 +1,88 @@
-// Runs a graph on a gpu.js backend: kernels are printed once, compiled through gpu.js and cached by source; each
-// run feeds the sources, calls the kernels in order, and drops every intermediate after its last reader.
+// Runs a compiled graph on a backend. Kernels are printed once per target and cached by source. gpu.js backends
+// return a fresh array per kernel; the JavaScript backend writes into the memory plan's buffers, allocated once
+// per executor and reused across runs (graph outputs get fresh arrays, since callers keep them).
 import { Input, type IGPUKernelSettings, type IKernelRunShortcut } from 'gpu.js';
 import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lower';
-import { printGpujsKernel, type GpujsKernelSource } from '../codegen/gpujs';
+import { printGpujsKernel } from '../codegen/gpujs';
+import { printJsKernel } from '../codegen/js';
+import { planMemory } from '../passes/memory-plan';
 import type { Backend } from './backend';
 
-const compiled = new WeakMap<Backend['gpu'], Map<string, IKernelRunShortcut>>();
+/** A kernel ready to run: reads its inputs, writes its output into `out` (or returns a new array). */
+type RunKernel = (inputs: readonly Float32Array[], out: Float32Array | undefined) => Float32Array;
 
-function compileKernel(backend: Backend, k: GpujsKernelSource): IKernelRunShortcut {
-  let byBackend = compiled.get(backend.gpu);
-  if (!byBackend) { byBackend = new Map(); compiled.set(backend.gpu, byBackend); }
-  const key = `${k.output.join('x')}|${k.source}`;
-  let kernel = byBackend.get(key);
-  if (!kernel) {
-    // Loops have constant bounds; the cap is still raised above them so gpu.js can never cut one short.
-    const settings = { output: [...k.output], tactic: 'precision', loopMaxIterations: k.loopMaxIterations };
-    kernel = backend.gpu.createKernel(k.source, settings as IGPUKernelSettings);
-    byBackend.set(key, kernel);
-  }
-  return kernel;
-}
+const gpujsCache = new WeakMap<object, Map<string, IKernelRunShortcut>>();
+const jsCache = new Map<string, (...args: Float32Array[]) => void>();
 
 /** A tensor as gpu.js wants it: flat, or a 2-D view when its flat index would pass 2^24. */
-function toKernelArg(data: Float32Array, layout: TensorLayout): unknown {
+function toGpujsArg(data: Float32Array, layout: TensorLayout): unknown {
   if (layout.split === 0) return data;
   const cols = sizeOf(layout.shape.slice(layout.split));
   return new Input(data as unknown as number[], [cols, data.length / cols]);
 }
 
-/**
- * gpu.js returns a fresh flat array, or rows of a 2-D output. With `poison`, results land in a NaN-filled buffer,
- * so a kernel that computes too few elements shows up as NaN instead of plausible numbers.
- */
-function fromKernelResult(result: unknown, size: number, poison: boolean): Float32Array {
-  if (result instanceof Float32Array && !poison) {
-    if (result.length !== size) throw new Error(`kernel returned ${result.length} values, expected ${size}`);
-    return result;
+function compileGpujs(backend: Backend, k: LoweredKernel): RunKernel {
+  const src = printGpujsKernel(k);
+  let byBackend = gpujsCache.get(backend);
+  if (!byBackend) { byBackend = new Map(); gpujsCache.set(backend, byBackend); }
+  const key = `${src.output.join('x')}|${src.source}`;
+  let kernel = byBackend.get(key);
+  if (!kernel) {
+    // Loops have constant bounds; the cap is still raised above them so gpu.js can never cut one short.
+    const settings = { output: [...src.output], tactic: 'precision', loopMaxIterations: src.loopMaxIterations };
+    kernel = backend.gpu!.createKernel(src.source, settings as IGPUKernelSettings);
+    byBackend.set(key, kernel);
   }
-  const out = new Float32Array(size);
-  if (poison) out.fill(NaN);
-  const rows = result instanceof Float32Array ? [result] : (result as Float32Array[]);
-  let off = 0;
-  for (const r of rows) { out.set(r.subarray(0, Math.min(r.length, size - off)), off); off += r.length; }
-  return out;
+  const fn = kernel;
+  const size = sizeOf(k.output.shape);
+  return (inputs, out) => {
+    const result = fn(...inputs.map((d, i) => toGpujsArg(d, k.inputs[i]!.layout)));
+    // A 2-D output comes back as rows; a poisoned `out` catches a kernel that computes too few elements.
+    const rows = result instanceof Float32Array ? [result] : (result as Float32Array[]);
+    if (!out && rows.length === 1 && rows[0]!.length === size) return rows[0]!;
+    const dst = out ?? new Float32Array(size);
+    let off = 0;
+    for (const r of rows) { dst.set(r.subarray(0, Math.min(r.length, size - off)), off); off += r.length; }
+    return dst;
+  };
+}
+
+function compileJs(k: LoweredKernel): RunKernel {
+  const src = printJsKernel(k);
+  let fn = jsCache.get(src.body);
+  if (!fn) {
+    fn = new Function(...src.params, src.body) as (...args: Float32Array[]) => void;
+    jsCache.set(src.body, fn);
+  }
+  const f = fn;
+  const size = sizeOf(k.output.shape);
+  return (inputs, out) => {
+    const dst = out ?? new Float32Array(size);
+    f(dst, ...inputs);
+    return dst;
+  };
 }
 
 export class GraphExecutor {
   readonly kernels: readonly LoweredKernel[];
-  readonly sources: readonly GpujsKernelSource[];
+  private readonly runners: readonly RunKernel[];
   private readonly lastUse: number[];
+  private readonly outputNodes: Set<number>;
+  private readonly buffers: Float32Array[];
+  private readonly bufferOf: Readonly<Record<number, number>>;
 
   constructor(readonly graph: Graph, readonly backend: Backend, private readonly opts: { poison?: boolean } = {}) {
     this.kernels = lowerGraph(graph);
-    this.sources = this.kernels.map(printGpujsKernel);
+    this.runners = this.kernels.map((k) => (backend.kind === 'js' ? compileJs(k) : compileGpujs(backend, k)));
     this.lastUse = graph.nodes.map(() => -1);
     graph.nodes.forEach((n) => n.inputs.forEach((i) => { this.lastUse[i] = n.id; }));
     for (const o of graph.outputs) this.lastUse[o.node] = Infinity;
+    this.outputNodes = new Set(graph.outputs.map((o) => o.node));
+    const plan = planMemory(graph);
+    this.bufferOf = plan.bufferOf;
+    // Only the JavaScript target writes into planned buffers; gpu.js allocates its own results.
+    this.buffers = backend.kind === 'js' ? plan.bufferBytes.map((b) => new Float32Array(b / 4)) : [];
   }
 
   /** Feed every source by name; returns the graph outputs by `outputKey`. */
@@ -70,9 +96,13 @@ export class GraphExecutor {
       values.set(n.id, v);
     }
     this.kernels.forEach((k, i) => {
-      const fn = compileKernel(this.backend, this.sources[i]!);
-      const args = k.inputs.map((inp) => toKernelArg(values.get(inp.node)!, inp.layout));
-      values.set(k.node, fromKernelResult(fn(...args), sizeOf(k.output.shape), this.opts.poison ?? false));
+      const size = sizeOf(k.output.shape);
+      let out: Float32Array | undefined;
+      if (this.outputNodes.has(k.node)) out = this.opts.poison || this.backend.kind === 'js' ? new Float32Array(size) : undefined;
+      else if (this.buffers.length) out = this.buffers[this.bufferOf[k.node]!]!.subarray(0, size);
+      else if (this.opts.poison) out = new Float32Array(size);
+      if (out && this.opts.poison) out.fill(NaN);
+      values.set(k.node, this.runners[i]!(k.inputs.map((inp) => values.get(inp.node)!), out));
       for (const inp of k.inputs) if (this.lastUse[inp.node] === k.node && !isSource(this.graph.node(inp.node))) values.delete(inp.node);
     });
     return Object.fromEntries(this.graph.outputs.map((o) => [outputKey(o), values.get(o.node)!]));

@@ -5,8 +5,9 @@ import { countParams } from '../../src/ir/model';
 import { verify } from '../../src/ir/verify';
 import { buildGraph, MODES } from '../../src/frontend/build';
 import { configureModel, loadModel } from '../../src/frontend/model-file';
-import { lowerGraph } from '../../src/codegen/lower';
-import { EMITS, forwardMacs, opCounts, writeArtifact, type Manifest } from '../../src/runtime/artifact';
+import { outputKey } from '../../src/ir/graph';
+import { countKernels, passesFor, runPasses } from '../../src/passes/pipeline';
+import { EMITS, forwardMacs, kernelCounts, opCounts, writeArtifact, type Manifest } from '../../src/runtime/artifact';
 import { oneOf, positiveInt, type Command } from './common';
 
 export const compileCommand: Command = {
@@ -30,23 +31,27 @@ export const compileCommand: Command = {
     const model = loadModel(file);
     const config = configureModel(model, extra);
     const t0 = performance.now();
-    const graph = buildGraph(model, config, { batch, mode });
-    verify(graph);
-    const kernels = lowerGraph(graph);
+    const traced = buildGraph(model, config, { batch, mode });
+    verify(traced);
+    const program = runPasses(traced, passesFor(mode));
+    const { graph } = program;
     const manifest: Manifest = {
       model: model.name,
       config,
       mode,
       batch,
       params: countParams(model.params(config)),
-      macsPerExample: forwardMacs(graph, batch),
-      ops: opCounts(graph),
-      kernels: kernels.length,
+      macsPerExample: forwardMacs(traced, batch),
+      ops: opCounts(traced),
+      kernels: kernelCounts(graph),
+      passes: program.passes,
+      peakBytes: program.plan.peakBytes,
+      naiveBytes: program.plan.naiveBytes,
       inputs: Object.fromEntries(graph.sources('input').map((n) => [n.name!, n.shape])),
-      outputs: Object.fromEntries(graph.outputs.map((o) => [o.name, graph.node(o.node).shape])),
+      outputs: Object.fromEntries(graph.outputs.map((o) => [outputKey(o), graph.node(o.node).shape])),
     };
     const dir = typeof values.out === 'string' ? values.out : path.join('out', model.name);
-    const written = await writeArtifact(dir, graph, manifest, emit);
+    const written = await writeArtifact(dir, program, manifest, emit);
     const ms = performance.now() - t0;
     if (values.json) {
       console.log(JSON.stringify({ ...manifest, dir, files: written.length, compileMs: Math.round(ms) }));
@@ -56,8 +61,13 @@ export const compileCommand: Command = {
     console.log(`${model.name} (${Object.entries(config).map(([k, v]) => `${k} ${String(v)}`).join(', ')}), mode ${mode}, batch ${batch}`);
     console.log(`  parameters      ${fmt(manifest.params)}`);
     console.log(`  MACs / example  ${fmt(Math.round(manifest.macsPerExample))}`);
-    console.log(`  IR nodes        ${fmt(graph.nodes.length)}`);
-    console.log(`  kernels         ${fmt(kernels.length)}`);
+    console.log(`  traced IR       ${fmt(traced.nodes.length)} nodes, ${fmt(countKernels(traced))} kernels unoptimised`);
+    for (const r of program.passes) {
+      console.log(`  ${r.pass.padEnd(42)} kernels ${fmt(r.kernelsBefore).padStart(5)} -> ${fmt(r.kernelsAfter).padStart(5)}  ${JSON.stringify(r.changed)}`);
+    }
+    const k = manifest.kernels;
+    console.log(`  kernels         ${fmt(k.total)} (forward ${k.forward}, backward ${k.backward}, optimizer ${k.optimizer})`);
+    console.log(`  memory plan     ${(manifest.peakBytes / 2 ** 20).toFixed(1)} MiB of buffers (one buffer per intermediate: ${(manifest.naiveBytes / 2 ** 20).toFixed(1)} MiB)`);
     console.log(`  wrote ${written.length} files to ${dir} in ${ms.toFixed(0)} ms`);
   },
 };

@@ -106,7 +106,8 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsC
     const size = elements(shape as number[]) * DTYPES[dtype].BYTES_PER_ELEMENT;
     if (end < begin || end - begin !== size) fail(`tensor "${name}": data_offsets [${begin}, ${end}] out of range for ${dtype} shape [${shape.join(', ')}] (${size} bytes)`);
     if (end > dataLength) fail(`tensor "${name}" needs data bytes [${begin}, ${end}) but the data section has ${dataLength}: truncated file`);
-    const copy = bytes.slice(headerEnd + begin, headerEnd + end);
+    // A fresh Uint8Array, not bytes.slice: on a Buffer (readFile's result) slice is a view of the whole file.
+    const copy = new Uint8Array(bytes.subarray(headerEnd + begin, headerEnd + end));
     tensors.set(name, { dtype, shape: shape as number[], data: new DTYPES[dtype](copy.buffer, 0, size / DTYPES[dtype].BYTES_PER_ELEMENT) });
   }
   return { tensors, metadata };
