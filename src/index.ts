@@ -11,6 +11,6 @@ export { evaluate, evaluateOutputs } from './ir/reference';
 export { UserError, OpError } from './ir/errors';
 export * from './ir/ops';
 export { createBackend, availableBackends, BACKENDS, type Backend, type BackendName } from './runtime/backend';
-export { GraphExecutor } from './runtime/executor';
+export { createExecutor, type Executor } from './runtime/executor';
 export { defineOpCheck, type OpCheck, type Draw } from './frontend/opcheck';
 export { shufflenet, channelShuffle, type ShuffleNetConfig } from './models/shufflenet';

@@ -54,12 +54,18 @@ describe('tsc-nn compile', () => {
     expect(manifest.params).toBe(216 + 16 + 576 + 32 + 160 + 10);
     // conv1 16*16*8*27 + conv2 8*8*16*36 + fc 10*16
     expect(manifest.macsPerExample).toBe(16 * 16 * 8 * 27 + 8 * 8 * 16 * 36 + 160);
-    expect(summary.kernels).toBe(manifest.kernels);
-    expect(fs.readFileSync(path.join(out, 'model.ir.txt'), 'utf8')).toMatch(/conv2d\(%\d+, %\d+\) \{stride: 1, padding: 1, groups: 2\}/);
+    expect(summary.kernels).toEqual(manifest.kernels);
+    // Inference: BN folds into the convs, then conv + bias + ReLU fuse; the pass records say so.
+    expect(manifest.passes.map((p: { pass: string }) => p.pass)).toEqual(['batchnorm-folding', 'shuffle-fusion (inline index remapping)', 'epilogue-fusion']);
+    expect(manifest.passes[0].changed).toEqual({ folded: 2 });
+    expect(manifest.peakBytes).toBeLessThanOrEqual(manifest.naiveBytes);
+    expect(fs.readFileSync(path.join(out, 'ir.traced.txt'), 'utf8')).toMatch(/conv2d\(%\d+, %\d+\) \{stride: 1, padding: 1, groups: 2\}/);
     const kernels = fs.readdirSync(path.join(out, 'kernels'));
-    expect(kernels.length).toBe(manifest.kernels);
-    const conv = fs.readFileSync(path.join(out, 'kernels', kernels.find((k) => k.includes('conv2d'))!), 'utf8');
-    expect(conv).toMatch(/^function \(a0, a1\) \{/);
+    expect(kernels.length).toBe(manifest.kernels.total);
+    expect(fs.readFileSync(path.join(out, 'ir.optimized.txt'), 'utf8')).toMatch(/fused\(conv2d > .*relu\)/);
+    const sources = kernels.map((k) => fs.readFileSync(path.join(out, 'kernels', k), 'utf8'));
+    const conv = sources.find((src) => /\/\/ k\d+_\w+: conv2d > /.test(src))!;
+    expect(conv).toMatch(/^function \(a0, a1, a2\) \{/);
 
     const model = loadModel(path.join(root, 'examples/small-convnet.ts'));
     const g = buildGraph(model, model.defaults, { batch: 2, mode: 'infer' });
@@ -70,7 +76,7 @@ describe('tsc-nn compile', () => {
   it('--emit ir writes only the IR', () => {
     const out = path.join(tmp, 'ir-only');
     expect(cli('compile', 'examples/small-convnet.ts', '--emit', 'ir', '--out', out).status).toBe(0);
-    expect(fs.readdirSync(out)).toEqual(['model.ir.txt']);
+    expect(fs.readdirSync(out).sort()).toEqual(['ir.optimized.txt', 'ir.traced.txt']);
   });
 
   it('a type error prints tsc-style file:line:col diagnostics and exits 1', () => {
@@ -99,8 +105,8 @@ describe('tsc-nn compile', () => {
   it('unknown flags, modes and model options list the valid values', () => {
     expect(cli('compile', 'examples/small-convnet.ts', '--emit', 'asm').stderr).toMatch(/--emit must be one of all, ir, kernels/);
     expect(cli('compile', 'examples/small-convnet.ts', '--colour', 'red').stderr).toMatch(/unknown option --colour for model small-convnet: valid options are --width, --classes, --resolution/);
-    expect(cli('check-op', 'examples/hard-swish.ts', '--backend', 'tpu').stderr).toMatch(/unknown backend "tpu": choose one of auto, cpu, webasm, gl/);
-    expect(cli('frobnicate').stderr).toMatch(/unknown command "frobnicate": valid commands are compile, check-op/);
+    expect(cli('check-op', 'examples/hard-swish.ts', '--backend', 'tpu').stderr).toMatch(/unknown backend "tpu": choose one of auto, js, cpu, webasm, gl/);
+    expect(cli('frobnicate').stderr).toMatch(/unknown command "frobnicate": valid commands are compile, train, eval, predict, check-op/);
     expect(cli('check-op', 'examples/hard-swish.ts', '--bogus', '1').stderr).toMatch(/unknown flag --bogus for check-op: valid flags are --runs, --seed, --backend, --json/);
   });
 });

@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { trace } from '../src/ir/trace';
 import * as ops from '../src/ir/ops';
-import { GraphExecutor } from '../src/runtime/executor';
+import { createExecutor } from '../src/runtime/executor';
 import { createBackend } from '../src/runtime/backend';
 import { layoutFor } from '../src/codegen/lower';
 import { testBackends } from './helpers';
@@ -21,7 +21,9 @@ describe('a tensor of more than 2^24 elements', () => {
     // Values encode their own index, so a read of a neighbouring element (the 2^24 trap) is detected.
     const x = new Float32Array(size);
     for (let i = 0; i < size; i++) x[i] = (i % 1_000_003) - 500_000;
-    const out = new GraphExecutor(g, createBackend(backend), { poison: true }).run({ x }).out!;
+    const executor = createExecutor(g, createBackend(backend), { poison: true });
+    const out = executor.run({ x }).out!;
+    executor.close();
     expect(out.length).toBe(size);
     let bad = -1;
     for (let i = 0; i < size; i++) if (out[i] !== 2 * x[i]! + 1) { bad = i; break; }

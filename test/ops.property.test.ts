@@ -2,6 +2,8 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { trace } from '../src/ir/trace';
+import * as ops from '../src/ir/ops';
+import { createBackend } from '../src/runtime/backend';
 import { compareWithReference, randomFeeds, testBackends, uniform } from './helpers';
 import { cases, convArb, type OpCase } from './op-cases';
 
@@ -17,7 +19,7 @@ function runCase<T>(c: OpCase<T>, value: T & { seed: number }, backend: string):
   return compareWithReference(g, randomFeeds(g, value.seed, overrides), backend as never);
 }
 
-describe.each(testBackends)('ops on gpu.js %s equal the float64 reference', (backend) => {
+describe.each(testBackends)('ops on the %s backend equal the float64 reference', (backend) => {
   for (const c of cases) {
     it(c.name, () => {
       fc.assert(fc.property(c.arb, (value) => {
@@ -33,5 +35,13 @@ describe('property counterexamples are readable', () => {
     const out = fc.check(fc.property(convArb, (c) => c.groups < 2), { seed: 1 });
     expect(out.failed).toBe(true);
     expect(fc.defaultReportMessage(out)).toMatch(/"groups":2/);
+  });
+});
+
+describe('the js backend splits large kernels across threads', () => {
+  it('a grouped conv with a 64k-element output equals the reference on 2 threads', () => {
+    const g = trace({ params: {}, inputs: { x: [4, 16, 32, 32], w: [16, 8, 3, 3] } }, (_p, t) => ops.relu(ops.conv2d(t.x!, t.w!, { padding: 1, groups: 2 })));
+    expect(createBackend('js').threads).toBeGreaterThanOrEqual(1);
+    expect(compareWithReference(g, randomFeeds(g, 5), 'js')).toBeNull();
   });
 });

@@ -10,9 +10,14 @@ import { ExprPrinter, num, stridesOf, type Scope } from './printer';
 
 export interface JsKernelSource {
   readonly name: string;
-  /** The body of `function (out, a0, a1, ...)`. */
+  /** The body of `function (out, a0, a1, ..., lo, hi)`. */
   readonly body: string;
   readonly params: readonly string[];
+  /**
+   * Extent of the outermost output axis when the kernel can compute any slice [lo, hi) of it (threads split it);
+   * 0 when it always computes the whole output.
+   */
+  readonly splitExtent: number;
 }
 
 /** Shortest innermost axis worth the row schedule. */
@@ -74,7 +79,10 @@ export function printJsKernel(k: LoweredKernel): JsKernelSource {
   // One block per output axis of the loop nest, each inside the previous: hoisted temps land in the right loop.
   const top = scope([], 0);
   const blocks = Array.from({ length: nest }, (_, d) => scope(axes.slice(0, d + 1), d + 1));
-  const out: string[] = [`  // ${k.name}: ${k.ops.join(' > ')} -> [${shape.join(', ')}]`, '  let o = 0;'];
+  // The outermost loop of the nest runs over [lo, hi), so threads can share a kernel.
+  const splitExtent = nest >= 1 ? shape[0]! : 0;
+  const perOuter = shape.slice(1).reduce((a, b) => a * b, 1);
+  const out: string[] = [`  // ${k.name}: ${k.ops.join(' > ')} -> [${shape.join(', ')}]`, splitExtent ? `  let o = lo * ${perOuter};` : '  let o = 0;'];
   const inner: string[] = [];
   if (!reduction) {
     const result = printer.printInto([top, ...blocks]);
@@ -103,10 +111,10 @@ export function printJsKernel(k: LoweredKernel): JsKernelSource {
   }
   out.push(...top.lines);
   for (let d = 0; d < nest; d++) {
-    out.push(`${'  '.repeat(d + 1)}for (let i${d} = 0; i${d} < ${shape[d]}; i${d}++) {`);
+    out.push(d === 0 ? '  for (let i0 = lo; i0 < hi; i0++) {' : `${'  '.repeat(d + 1)}for (let i${d} = 0; i${d} < ${shape[d]}; i${d}++) {`);
     if (d < nest - 1) out.push(...blocks[d]!.lines);
   }
   out.push(...inner);
   for (let d = nest - 1; d >= 0; d--) out.push(`${'  '.repeat(d + 1)}}`);
-  return { name: k.name, body: out.join('\n'), params: ['out', ...k.inputs.map((_, i) => `a${i}`)] };
+  return { name: k.name, body: out.join('\n'), params: ['out', ...k.inputs.map((_, i) => `a${i}`), 'lo', 'hi'], splitExtent };
 }

@@ -20,8 +20,11 @@ export function gradients(g: Graph, loss = 'loss'): { graph: Graph; record: Grad
   for (const n of out.nodes) if (n.op === 'param' || n.inputs.some((i) => needs.has(i))) needs.add(n.id);
 
   const cotangent = new Map<number, Tensor>();
-  cotangent.set(lossNode.id, fill(new Tensor(out, lossNode.id), 1));
   const forwardCount = out.nodes.length;
+  // The seed cotangent d loss / d loss = 1 is the first backward node.
+  const seed = fill(new Tensor(out, lossNode.id), 1);
+  out.nodes[seed.id] = { ...out.nodes[seed.id]!, loc: lossNode.loc, phase: 'backward' };
+  cotangent.set(lossNode.id, seed);
   for (let id = lossNode.id; id >= 0; id--) {
     const node = out.node(id);
     const g_ = cotangent.get(id);

@@ -29,7 +29,12 @@ function convFeeding(g: Graph, bn: Node, users: readonly number[][]): { conv: No
   const [a, b] = src.inputs.map((i) => g.node(i));
   if (a!.op !== 'conv2d' || users[a!.id]!.length !== 1 || b!.op !== 'reshape' || users[b!.id]!.length !== 1) return undefined;
   const bias = g.node(b!.inputs[0]!);
-  return bias.shape.length === 1 && bias.shape[0] === a!.shape[1] ? { conv: a!, bias: bias.id } : undefined;
+  // The reshaped bias must vary along the channel axis only ([C, 1, 1] or [1, C, 1, 1]): a [C] vector laid out
+  // along another axis (say [1, 1, C] when W == C) is not a per-channel bias and cannot fold into the conv.
+  const C = a!.shape[1]!;
+  const off = a!.shape.length - b!.shape.length;
+  const perChannel = (off === 0 || off === 1) && b!.shape.every((d, i) => d === (i + off === 1 ? C : 1));
+  return perChannel && bias.shape.length === 1 && bias.shape[0] === C ? { conv: a!, bias: bias.id } : undefined;
 }
 
 /** Rebuild `g`, replacing each BN-after-conv (the conv read by nothing else) with a conv on folded weights. */

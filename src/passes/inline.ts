@@ -130,7 +130,10 @@ export function inlineWhere(g: Graph, policy: InlinePolicy): { graph: Graph; inl
         const { inputs, expr: raw } = inlineInput(work, current, k);
         const expr = tidy(raw, current.shape);
         const fused = [...(producer.fused ?? [producer.op]), ...(current.fused ?? [current.op])];
-        current = { ...current, inputs, expr, fused: [...new Set(fused)] };
+        // Collapse only consecutive repeats (add > add): a global dedup would drop the consumer's own op when it
+        // also occurs earlier (mul > affine > reshape > affine became mul > affine > reshape), misnaming the
+        // kernel after an op it does not end with.
+        current = { ...current, inputs, expr, fused: fused.filter((op, i) => op !== fused[i - 1]) };
         work.nodes[current.id] = current;
         // Users lists stay valid for the policy: the consumer now reads the producer's inputs too.
         for (const i of inputs) if (!users[i]!.includes(current.id)) users[i]!.push(current.id);

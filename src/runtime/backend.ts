@@ -1,6 +1,7 @@
 // Backends behind one interface: gpu.js's (cpu, webasm, gl) and tsc-nn's own JavaScript loop-nest target (js).
 // gpu.js's `mode` only echoes the request, so every gpu.js backend is probed with a tiny kernel and reports the
 // kernel class that really ran.
+import * as os from 'node:os';
 import { GPU } from 'gpu.js';
 import { UserError } from '../ir/errors';
 
@@ -16,6 +17,8 @@ export interface Backend {
   /** `gpujs`: kernels run through gpu.js; `js`: tsc-nn's own JavaScript loop nests. */
   readonly kind: 'gpujs' | 'js';
   readonly gpu?: GPU;
+  /** Threads the js backend runs kernels on (TSC_NN_THREADS, default: up to 2 cores). */
+  readonly threads: number;
 }
 
 // `auto`: on a machine without a GPU, tsc-nn's own JavaScript target is the fastest (see docs/benchmarks.md).
@@ -61,13 +64,14 @@ export function createBackend(requested: string): Backend {
     const hit = cache.get(name);
     if (hit) return hit;
     if (name === 'js') {
-      const b: Backend = { name, kind: 'js' };
+      const threads = Number(process.env.TSC_NN_THREADS ?? Math.min(2, os.availableParallelism()));
+      const b: Backend = { name, kind: 'js', threads: Number.isInteger(threads) && threads >= 1 ? threads : 1 };
       cache.set(name, b);
       return b;
     }
     const p = probe(name);
     if ('gpu' in p) {
-      const b: Backend = { name, kind: 'gpujs', gpu: p.gpu };
+      const b: Backend = { name, kind: 'gpujs', gpu: p.gpu, threads: 1 };
       cache.set(name, b);
       return b;
     }

@@ -3,7 +3,7 @@
 import { evaluateOutputs } from '../ir/reference';
 import type { Graph } from '../ir/graph';
 import { createBackend } from './backend';
-import { GraphExecutor } from './executor';
+import { createExecutor, type Executor } from './executor';
 
 export function relL2(ref: ArrayLike<number>, got: ArrayLike<number>): number {
   let num = 0;
@@ -18,7 +18,9 @@ export function relL2(ref: ArrayLike<number>, got: ArrayLike<number>): number {
  */
 export function compareWithReference(g: Graph, feeds: Readonly<Record<string, Float32Array>>, backend: string, tol = 1e-5): string | null {
   const ref = evaluateOutputs(g, feeds);
-  const got = new GraphExecutor(g, createBackend(backend), { poison: true }).run(feeds);
+  const executor = createExecutor(g, createBackend(backend), { poison: true });
+  let got: Record<string, Float32Array>;
+  try { got = executor.run(feeds); } finally { executor.close(); }
   for (const [name, r] of Object.entries(ref)) {
     const o = got[name]!;
     if (o.length !== r.length) return `${backend} ${name}: ${o.length} values, reference has ${r.length}`;

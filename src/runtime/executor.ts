@@ -1,19 +1,34 @@
-// Runs a compiled graph on a backend. Kernels are printed once per target and cached by source. gpu.js backends
-// return a fresh array per kernel; the JavaScript backend writes into the memory plan's buffers, allocated once
-// per executor and reused across runs (graph outputs get fresh arrays, since callers keep them).
+// Runs a compiled graph on a backend. gpu.js kernels are printed once, compiled through gpu.js and cached by
+// source; each run feeds the sources, calls the kernels in order, and drops every intermediate after its last
+// reader (gpu.js allocates its own results). The JavaScript backend has its own arena executor (js-executor.ts).
 import { Input, type IGPUKernelSettings, type IKernelRunShortcut } from 'gpu.js';
 import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
-import { printJsKernel } from '../codegen/js';
-import { planMemory } from '../passes/memory-plan';
+import { JsExecutor } from './js-executor';
 import type { Backend } from './backend';
 
 /** A kernel ready to run: reads its inputs, writes its output into `out` (or returns a new array). */
 type RunKernel = (inputs: readonly Float32Array[], out: Float32Array | undefined) => Float32Array;
 
 const gpujsCache = new WeakMap<object, Map<string, IKernelRunShortcut>>();
-const jsCache = new Map<string, (...args: Float32Array[]) => void>();
+
+export interface Executor {
+  readonly kernels: readonly LoweredKernel[];
+  /** Feed every source by name; returns the graph outputs by `outputKey`. */
+  run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array>;
+  /** Release threads and device memory. */
+  close(): void;
+}
+
+export interface ExecutorOptions {
+  /** Fill every kernel's output with NaN before it runs, so unwritten elements show up. */
+  readonly poison?: boolean;
+}
+
+export function createExecutor(graph: Graph, backend: Backend, opts: ExecutorOptions = {}): Executor {
+  return backend.kind === 'js' ? new JsExecutor(graph, backend.threads, opts) : new GpujsExecutor(graph, backend, opts);
+}
 
 /** A tensor as gpu.js wants it: flat, or a 2-D view when its flat index would pass 2^24. */
 function toGpujsArg(data: Float32Array, layout: TensorLayout): unknown {
@@ -48,44 +63,25 @@ function compileGpujs(backend: Backend, k: LoweredKernel): RunKernel {
   };
 }
 
-function compileJs(k: LoweredKernel): RunKernel {
-  const src = printJsKernel(k);
-  let fn = jsCache.get(src.body);
-  if (!fn) {
-    fn = new Function(...src.params, src.body) as (...args: Float32Array[]) => void;
-    jsCache.set(src.body, fn);
-  }
-  const f = fn;
-  const size = sizeOf(k.output.shape);
-  return (inputs, out) => {
-    const dst = out ?? new Float32Array(size);
-    f(dst, ...inputs);
-    return dst;
-  };
-}
-
-export class GraphExecutor {
+class GpujsExecutor implements Executor {
   readonly kernels: readonly LoweredKernel[];
   private readonly runners: readonly RunKernel[];
   private readonly lastUse: number[];
   private readonly outputNodes: Set<number>;
-  private readonly buffers: Float32Array[];
-  private readonly bufferOf: Readonly<Record<number, number>>;
 
-  constructor(readonly graph: Graph, readonly backend: Backend, private readonly opts: { poison?: boolean } = {}) {
+  constructor(readonly graph: Graph, readonly backend: Backend, private readonly opts: ExecutorOptions = {}) {
     this.kernels = lowerGraph(graph);
-    this.runners = this.kernels.map((k) => (backend.kind === 'js' ? compileJs(k) : compileGpujs(backend, k)));
+    this.runners = this.kernels.map((k) => compileGpujs(backend, k));
     this.lastUse = graph.nodes.map(() => -1);
     graph.nodes.forEach((n) => n.inputs.forEach((i) => { this.lastUse[i] = n.id; }));
     for (const o of graph.outputs) this.lastUse[o.node] = Infinity;
     this.outputNodes = new Set(graph.outputs.map((o) => o.node));
-    const plan = planMemory(graph);
-    this.bufferOf = plan.bufferOf;
-    // Only the JavaScript target writes into planned buffers; gpu.js allocates its own results.
-    this.buffers = backend.kind === 'js' ? plan.bufferBytes.map((b) => new Float32Array(b / 4)) : [];
   }
 
-  /** Feed every source by name; returns the graph outputs by `outputKey`. */
+  close(): void {
+    // gpu.js results are garbage-collected arrays on these backends.
+  }
+
   run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
     const values = new Map<number, Float32Array>();
     for (const n of this.graph.nodes) {
@@ -97,11 +93,7 @@ export class GraphExecutor {
     }
     this.kernels.forEach((k, i) => {
       const size = sizeOf(k.output.shape);
-      let out: Float32Array | undefined;
-      if (this.outputNodes.has(k.node)) out = this.opts.poison || this.backend.kind === 'js' ? new Float32Array(size) : undefined;
-      else if (this.buffers.length) out = this.buffers[this.bufferOf[k.node]!]!.subarray(0, size);
-      else if (this.opts.poison) out = new Float32Array(size);
-      if (out && this.opts.poison) out.fill(NaN);
+      const out = this.opts.poison ? new Float32Array(size).fill(NaN) : undefined;
       values.set(k.node, this.runners[i]!(k.inputs.map((inp) => values.get(inp.node)!), out));
       for (const inp of k.inputs) if (this.lastUse[inp.node] === k.node && !isSource(this.graph.node(inp.node))) values.delete(inp.node);
     });

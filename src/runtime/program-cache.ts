@@ -1,5 +1,5 @@
-// Compiled programs are cached on disk, keyed by the traced graph (its full printed IR, so any change to the model
-// or its configuration misses), the mode and the pass list: a later `train`, `eval` or `predict` reuses them.
+// Compiled programs are cached on disk, keyed by the compiler's code, the traced graph (its full printed IR, so any
+// change to the model or its configuration misses) and the pass list: a later `train`, `eval` or `predict` reuses them.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,8 +12,22 @@ import { atomicWrite } from './atomic';
 
 export const cacheDir = (): string => process.env.TSC_NN_CACHE ?? path.join(os.homedir(), '.cache', 'tsc-nn');
 
+let compilerHash: string | undefined;
+/** A hash of the compiler's own code (passes, IR, codegen), so a changed compiler never reuses stale programs. */
+function compilerVersion(): string {
+  if (compilerHash) return compilerHash;
+  const h = createHash('sha256');
+  const root = path.resolve(__dirname, '..');
+  for (const dir of ['ir', 'ir/ops', 'passes', 'codegen']) {
+    const full = path.join(root, dir);
+    for (const f of fs.readdirSync(full).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).sort()) h.update(fs.readFileSync(path.join(full, f)));
+  }
+  compilerHash = h.digest('hex');
+  return compilerHash;
+}
+
 function cacheKey(traced: Graph, passes: ReturnType<typeof passesFor>): string {
-  return createHash('sha256').update(printGraph(traced, { exprs: true })).update(passes.map((p) => p.name).join('|')).digest('hex').slice(0, 24);
+  return createHash('sha256').update(compilerVersion()).update(printGraph(traced, { exprs: true })).update(passes.map((p) => p.name).join('|')).digest('hex').slice(0, 24);
 }
 
 // JSON has no infinities (max pooling pads with -Infinity): encode non-finite numbers as tagged strings.

@@ -2,7 +2,7 @@
 // in one name -> Float32Array map; a training step feeds them with a batch and writes back the updated values.
 import { outputKey, type Graph } from '../ir/graph';
 import type { Backend } from './backend';
-import { GraphExecutor } from './executor';
+import { createExecutor, type Executor } from './executor';
 
 export type TensorMap = Map<string, Float32Array>;
 
@@ -10,9 +10,9 @@ export interface StepResult { readonly loss: number; readonly logits: Float32Arr
 
 /** One compiled training step: forward, backward and the optimizer update. */
 export class TrainStep {
-  private readonly executor: GraphExecutor;
+  private readonly executor: Executor;
   constructor(readonly graph: Graph, backend: Backend, readonly tensors: TensorMap) {
-    this.executor = new GraphExecutor(graph, backend);
+    this.executor = createExecutor(graph, backend);
     for (const s of graph.sources()) {
       if (s.op !== 'input' && !tensors.has(s.name!)) tensors.set(s.name!, new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
     }
@@ -32,11 +32,11 @@ export class TrainStep {
 
 /** A compiled inference program (BN folded): images in, logits out. Parameters are fed as they are stored. */
 export class Predictor {
-  private readonly executor: GraphExecutor;
+  private readonly executor: Executor;
   readonly batch: number;
   readonly classes: number;
   constructor(readonly graph: Graph, backend: Backend, readonly tensors: TensorMap) {
-    this.executor = new GraphExecutor(graph, backend);
+    this.executor = createExecutor(graph, backend);
     const logits = graph.output('logits');
     [this.batch, this.classes] = logits.shape as [number, number];
   }
