@@ -5,10 +5,11 @@ import { parseCommandArgs, type Command } from './commands/common';
 import { compileCommand } from './commands/compile';
 import { checkOpCommand } from './commands/check-op';
 import { trainCommand } from './commands/train';
+import { benchCommand } from './commands/bench';
 import { evalCommand } from './commands/eval';
 import { predictCommand } from './commands/predict';
 
-const commands: readonly Command[] = [compileCommand, trainCommand, evalCommand, predictCommand, checkOpCommand];
+const commands: readonly Command[] = [compileCommand, trainCommand, evalCommand, predictCommand, checkOpCommand, benchCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,72 @@
+// `tsc-nn bench`: time one ShuffleNetV1 configuration (inference or a training step) on one backend.
+import { UserError } from '../../src/ir/errors';
+import { createBackend } from '../../src/runtime/backend';
+import { createExecutor } from '../../src/runtime/executor';
+import { initParams } from '../../src/runtime/init';
+import { compileModel } from '../../src/runtime/programs';
+import { uniform } from '../../src/runtime/random';
+import { shufflenet } from '../../src/models/shufflenet';
+import { MODES } from '../../src/frontend/build';
+import { sizeOf } from '../../src/ir/graph';
+import { modelConfig } from './train';
+import { oneOf, positiveInt, type Command } from './common';
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'time ShuffleNetV1 inference or a training step on a backend (one JSON line with --json)',
+  usage: 'tsc-nn bench [--size 0.5x] [--group 3] [--stem cifar|imagenet] [--batch 64] [--mode infer|train] [--backend auto] [--steps 5] [--json]',
+  options: {
+    size: { type: 'string' }, group: { type: 'string' }, stem: { type: 'string' }, classes: { type: 'string' }, resolution: { type: 'string' },
+    batch: { type: 'string' }, mode: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' },
+  },
+  async run({ values }) {
+    const config = modelConfig(values, { size: '0.5x' });
+    const mode = oneOf('mode', values.mode, MODES, 'infer');
+    const batch = positiveInt('batch', values.batch, 64);
+    const steps = positiveInt('steps', values.steps, 5);
+    const backend = createBackend(typeof values.backend === 'string' ? values.backend : 'auto');
+    const t0 = performance.now();
+    const program = await compileModel(shufflenet, config, mode, batch);
+    const executor = createExecutor(program.graph, backend);
+    const compileMs = performance.now() - t0;
+    const feeds: Record<string, Float32Array> = {};
+    for (const [k, v] of initParams(shufflenet.params(config), 1)) feeds[k] = v;
+    for (const s of program.graph.sources()) {
+      if (feeds[s.name!]) continue;
+      const n = sizeOf(s.shape);
+      if (s.name === 'label') feeds.label = Float32Array.from({ length: n }, (_, i) => i % config.classes);
+      else if (s.name === 'lr') feeds.lr = new Float32Array([0.01]);
+      else if (s.name === 'image') feeds.image = uniform(n, 2);
+      else feeds[s.name!] = new Float32Array(n);
+    }
+    const times: number[] = [];
+    let firstStepMs = 0;
+    try {
+      for (let i = 0; i <= steps; i++) {
+        const t = performance.now();
+        executor.run(feeds);
+        const ms = performance.now() - t;
+        if (i === 0) firstStepMs = ms;
+        else times.push(ms);
+      }
+    } finally {
+      executor.close();
+    }
+    if (times.length === 0) throw new UserError('--steps must be at least 1');
+    times.sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)]!;
+    const macs = executor.kernels.reduce((p, k) => p + k.macs, 0);
+    const result = {
+      model: 'shufflenet', ...config, mode, batch, backend: backend.name, threads: backend.threads,
+      compileMs: Math.round(compileMs), firstStepMs: Math.round(firstStepMs), medianStepMs: Math.round(median),
+      minStepMs: Math.round(times[0]!), maxStepMs: Math.round(times[times.length - 1]!),
+      imagesPerSec: (1000 * batch) / median, gflops: (2 * macs) / median / 1e6, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    };
+    if (values.json) console.log(JSON.stringify(result));
+    else {
+      console.log(`shufflenet ${config.size} g${config.group} ${config.stem} ${mode} batch ${batch} on ${backend.name} (${backend.threads} thread${backend.threads > 1 ? 's' : ''})`);
+      console.log(`  compile ${result.compileMs} ms, first step ${result.firstStepMs} ms, median step ${result.medianStepMs} ms (min ${result.minStepMs}, max ${result.maxStepMs})`);
+      console.log(`  ${result.imagesPerSec.toFixed(1)} images/s, ${result.gflops.toFixed(2)} GFLOP/s, peak RSS ${result.peakRssMb} MB`);
+    }
+  },
+};
