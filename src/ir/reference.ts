@@ -1,10 +1,8 @@
 // The float64 reference interpreter: evaluates every node's tensor expression with plain loops over its output
-// coordinates. It is the oracle for every test. Expressions are turned into closures once per node (a direct
-// structural translation), then called for each output element.
-import { evalBinary, evalUnary, type Expr } from './expr';
+// coordinates. It is the oracle for every test. Each node's expression is transliterated once into JavaScript
+// (one operator for one operator, bounds-checked reads, a function per reduction) and run in float64.
+import type { Expr } from './expr';
 import { isSource, outputKey, sizeOf, type Graph, type Node } from './graph';
-
-type Scalar = (axes: Int32Array, rv: Float64Array) => number;
 
 const stridesOf = (shape: readonly number[]): number[] => {
   const s = new Array<number>(shape.length);
@@ -13,66 +11,71 @@ const stridesOf = (shape: readonly number[]): number[] => {
   return s;
 };
 
-function compileExpr(e: Expr, inputs: readonly { data: Float64Array; shape: readonly number[] }[], slots: Map<number, number>, where: string): Scalar {
-  const c = (x: Expr): Scalar => compileExpr(x, inputs, slots, where);
-  switch (e.k) {
-    case 'const': { const v = e.v; return () => v; }
-    case 'axis': { const i = e.i; return (ax) => ax[i]!; }
-    case 'rvar': { const s = slots.get(e.id)!; return (_ax, rv) => rv[s]!; }
-    case 'read': {
-      const { data, shape } = inputs[e.input]!;
-      const strides = stridesOf(shape);
-      const idx = e.index.map(c);
-      return (ax, rv) => {
-        let flat = 0;
-        for (let d = 0; d < idx.length; d++) {
-          const v = idx[d]!(ax, rv);
-          if (!(v >= 0 && v < shape[d]! && Number.isInteger(v))) {
-            throw new Error(`${where}: read of input ${e.input} at axis ${d} index ${v} outside [0, ${shape[d]})`);
-          }
-          flat += v * strides[d]!;
-        }
-        return data[flat]!;
-      };
+/**
+ * JavaScript source for one node, translated node by node from its expression: every read goes through a
+ * bounds-checked accessor, every reduction is a function of the loop variables around it, every operator is the
+ * plain JavaScript one (float64). No hoisting, no scheduling: what this computes is what the expression says.
+ */
+function translate(node: Node, inputShapes: readonly (readonly number[])[]): string {
+  const functions: string[] = [];
+  const rank = node.shape.length;
+  const axes = node.shape.map((_, i) => `i${i}`);
+  const binary: Record<string, (a: string, b: string) => string> = {
+    add: (a, b) => `(${a} + ${b})`, sub: (a, b) => `(${a} - ${b})`, mul: (a, b) => `(${a} * ${b})`, div: (a, b) => `(${a} / ${b})`,
+    idiv: (a, b) => `Math.floor(${a} / ${b})`, mod: (a, b) => `mod(${a}, ${b})`, min: (a, b) => `Math.min(${a}, ${b})`,
+    max: (a, b) => `Math.max(${a}, ${b})`, lt: (a, b) => `(${a} < ${b} ? 1 : 0)`, le: (a, b) => `(${a} <= ${b} ? 1 : 0)`,
+    eq: (a, b) => `(${a} === ${b} ? 1 : 0)`, and: (a, b) => `(${a} !== 0 && ${b} !== 0 ? 1 : 0)`, or: (a, b) => `(${a} !== 0 || ${b} !== 0 ? 1 : 0)`,
+  };
+  const unary: Record<string, (a: string) => string> = {
+    neg: (a) => `(-${a})`, exp: (a) => `Math.exp(${a})`, log: (a) => `Math.log(${a})`, sqrt: (a) => `Math.sqrt(${a})`, abs: (a) => `Math.abs(${a})`,
+  };
+  const lit = (v: number): string => (Number.isFinite(v) ? `(${v})` : v > 0 ? 'Infinity' : '(-Infinity)');
+  const go = (e: Expr, rvars: readonly string[]): string => {
+    switch (e.k) {
+      case 'const': return lit(e.v);
+      case 'axis': return `i${e.i}`;
+      case 'rvar': return `r${e.id}`;
+      case 'read': return `read${e.input}(${e.index.map((x) => go(x, rvars)).join(', ')})`;
+      case 'bin': return binary[e.op]!(go(e.a, rvars), go(e.b, rvars));
+      case 'un': return unary[e.op]!(go(e.a, rvars));
+      case 'select': return `(${go(e.cond, rvars)} !== 0 ? ${go(e.a, rvars)} : ${go(e.b, rvars)})`;
+      case 'reduce': {
+        const own = e.vars.map((v) => `r${v.id}`);
+        const params = [...axes, ...rvars].join(', ');
+        const name = `reduce${functions.length}`;
+        functions.push(''); // reserve the slot: nested reductions are numbered after this one
+        const body = go(e.body, [...rvars, ...own]);
+        const loops = e.vars.map((v) => `for (let r${v.id} = 0; r${v.id} < ${v.extent}; r${v.id}++)`).join(' ');
+        const update = e.kind === 'sum' ? `acc += ${body};` : `acc = Math.max(acc, ${body});`;
+        functions[Number(name.slice(6))] = `function ${name}(${params}) { let acc = ${e.kind === 'sum' ? 0 : '-Infinity'}; ${loops} { ${update} } return acc; }`;
+        return `${name}(${params})`;
+      }
     }
-    case 'bin': { const a = c(e.a); const b = c(e.b); const op = e.op; return (ax, rv) => evalBinary(op, a(ax, rv), b(ax, rv)); }
-    case 'un': { const a = c(e.a); const op = e.op; return (ax, rv) => evalUnary(op, a(ax, rv)); }
-    case 'select': {
-      const cond = c(e.cond); const a = c(e.a); const b = c(e.b);
-      return (ax, rv) => (cond(ax, rv) !== 0 ? a(ax, rv) : b(ax, rv));
-    }
-    case 'reduce': {
-      for (const v of e.vars) if (!slots.has(v.id)) slots.set(v.id, slots.size);
-      const body = c(e.body);
-      const vars = e.vars.map((v) => ({ slot: slots.get(v.id)!, extent: v.extent }));
-      const isSum = e.kind === 'sum';
-      return (ax, rv) => {
-        let acc = isSum ? 0 : -Infinity;
-        const loop = (d: number): void => {
-          if (d === vars.length) { const v = body(ax, rv); acc = isSum ? acc + v : Math.max(acc, v); return; }
-          const { slot, extent } = vars[d]!;
-          for (let i = 0; i < extent; i++) { rv[slot] = i; loop(d + 1); }
-        };
-        loop(0);
-        return acc;
-      };
-    }
-  }
+  };
+  const value = go(node.expr!, []);
+  const reads = inputShapes.map((shape, k) => {
+    const strides = stridesOf(shape);
+    const params = shape.map((_, d) => `x${d}`);
+    const checks = shape.map((n, d) => `if (!(x${d} >= 0 && x${d} < ${n} && Number.isInteger(x${d}))) outside(${k}, ${d}, x${d}, ${n});`).join(' ');
+    const flat = shape.map((_, d) => `x${d} * ${strides[d]}`).join(' + ') || '0';
+    return `function read${k}(${params.join(', ')}) { ${checks} return in${k}[${flat}]; }`;
+  });
+  const loops = node.shape.map((n, d) => `for (let i${d} = 0; i${d} < ${n}; i${d}++)`).join(' ');
+  return [
+    ...inputShapes.map((_, k) => `const in${k} = inputs[${k}];`),
+    'const mod = (a, b) => a - b * Math.floor(a / b);',
+    ...reads, ...functions,
+    `let flat = 0; ${rank ? loops : ''} { out[flat++] = ${value}; }`,
+  ].join('\n');
 }
 
 /** Evaluate one node given its inputs' values. */
 export function evaluateNode(node: Node, inputs: readonly Float64Array[], inputShapes: readonly (readonly number[])[]): Float64Array {
-  const slots = new Map<number, number>();
-  const f = compileExpr(node.expr!, inputs.map((data, i) => ({ data, shape: inputShapes[i]! })), slots, `%${node.id} ${node.op}`);
   const out = new Float64Array(sizeOf(node.shape));
-  const rank = node.shape.length;
-  const ax = new Int32Array(rank);
-  const rv = new Float64Array(Math.max(1, slots.size));
-  for (let flat = 0; flat < out.length; flat++) {
-    let r = flat;
-    for (let d = rank - 1; d >= 0; d--) { ax[d] = r % node.shape[d]!; r = Math.floor(r / node.shape[d]!); }
-    out[flat] = f(ax, rv);
-  }
+  const outside = (k: number, d: number, v: number, n: number): never => {
+    throw new Error(`%${node.id} ${node.op}: read of input ${k} at axis ${d} index ${v} outside [0, ${n})`);
+  };
+  new Function('inputs', 'out', 'outside', translate(node, inputShapes))(inputs, out, outside);
   return out;
 }
 
