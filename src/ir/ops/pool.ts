@@ -1,7 +1,7 @@
 // Average and max pooling over NCHW windows, with TensorFlow/MindSpore `same` padding or explicit padding.
 import { defineOp, check } from '../op';
 import type { Tensor } from '../graph';
-import { compute, lit, maximum, select, sum, type E } from '../te';
+import { compute, lit, maximum, select, sum, type E, type Placeholder, type TensorExpr } from '../te';
 import { mean } from './reduce';
 
 export interface PoolAttrs {
@@ -43,20 +43,21 @@ function tapOwner(i: E, k: E, s: number, before: number, outSize: number): { ok:
   return { ok: divides.and(at.lt(outSize)), at };
 }
 
+/** A pooling op's output: `window(n, c, ys, xs)` for each output position, its window starting at (ys, xs). */
+function pooled(x: Placeholder, a: PoolAttrs, window: (n: E, c: E, ys: E, xs: E) => E): TensorExpr {
+  checkPool(x.shape, a);
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const gy = poolGeometry(H, a);
+  const gx = poolGeometry(W, a);
+  return compute([N, C, gy.out, gx.out], (n, c, y, xx) =>
+    window(n, c, windowStart(y, a.stride, gy.before), windowStart(xx, a.stride, gx.before)));
+}
+
 const avgPoolOp = defineOp<PoolAttrs>({
   name: 'avg_pool2d',
-  compute: ([x], a) => {
-    checkPool(x!.shape, a);
-    const [N, C, H, W] = x!.shape as [number, number, number, number];
-    const gy = poolGeometry(H, a);
-    const gx = poolGeometry(W, a);
-    return compute([N, C, gy.out, gx.out], (n, c, y, xx) => {
-      const ys = windowStart(y, a.stride, gy.before);
-      const xs = windowStart(xx, a.stride, gx.before);
-      return sum([a.kernel, a.kernel], (ky, kx) => x!.atOr(0, n, c, ys.add(ky), xs.add(kx)))
-        .div(validCount(ys, a.kernel, H).mul(validCount(xs, a.kernel, W)));
-    });
-  },
+  compute: ([x], a) => pooled(x!, a, (n, c, ys, xs) =>
+    sum([a.kernel, a.kernel], (ky, kx) => x!.atOr(0, n, c, ys.add(ky), xs.add(kx)))
+      .div(validCount(ys, a.kernel, x!.shape[2]!).mul(validCount(xs, a.kernel, x!.shape[3]!)))),
   vjp: (g, [x], _out, a) => [avgPool2dGrad(g, x!.shape, a)],
 });
 
@@ -81,17 +82,8 @@ const avgPool2dGrad = (g: Tensor, inputShape: readonly number[], a: PoolAttrs): 
 
 const maxPoolOp = defineOp<PoolAttrs>({
   name: 'max_pool2d',
-  compute: ([x], a) => {
-    checkPool(x!.shape, a);
-    const [N, C, H, W] = x!.shape as [number, number, number, number];
-    const gy = poolGeometry(H, a);
-    const gx = poolGeometry(W, a);
-    return compute([N, C, gy.out, gx.out], (n, c, y, xx) => {
-      const ys = windowStart(y, a.stride, gy.before);
-      const xs = windowStart(xx, a.stride, gx.before);
-      return maximum([a.kernel, a.kernel], (ky, kx) => x!.atOr(-Infinity, n, c, ys.add(ky), xs.add(kx)));
-    });
-  },
+  compute: ([x], a) => pooled(x!, a, (n, c, ys, xs) =>
+    maximum([a.kernel, a.kernel], (ky, kx) => x!.atOr(-Infinity, n, c, ys.add(ky), xs.add(kx)))),
   vjp: (g, [x], out, a) => [maxPoolGradOp([x!, out, g], a)],
 });
 
