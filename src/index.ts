@@ -1,6 +1,6 @@
 // The public API of tsc-nn: the tensor-expression DSL, built-in ops, tracing, the IR and the runtime.
 export * as te from './ir/te';
-export { compute, Placeholder, E, type TensorExpr } from './ir/te';
+export { compute, select, lit, maximum, Placeholder, E, type TensorExpr } from './ir/te';
 export { defineOp, check, lookupOp, type OpDef, type VjpRule } from './ir/op';
 export { Graph, Tensor, sizeOf, outputKey, type Node, type GraphOutput } from './ir/graph';
 export { trace, source, type SourceSpec, type Shapes } from './ir/trace';

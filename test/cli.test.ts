@@ -115,7 +115,27 @@ describe('tsc-nn check-op', () => {
   it('passes the hard-swish example', () => {
     const r = cli('check-op', 'examples/hard-swish.ts', '--runs', '10', '--json');
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual([{ name: 'hard_swish', runs: 20 }]);
+    expect(JSON.parse(r.stdout)).toEqual([{ name: 'hard_swish', runs: 30, gradients: true }]);
+  });
+
+  it('finds a wrong gradient rule against finite differences', () => {
+    const file = writeModel('square.ts', `import { compute, defineOp, defineOpCheck } from 'tsc-nn';
+const squareOp = defineOp<Record<string, never>>({
+  name: 'square_buggy_grad',
+  compute: ([x]) => compute(x!.shape, (...i) => x!.at(...i).mul(x!.at(...i))),
+  // Bug: d(x^2)/dx is 2x, not x.
+  vjp: (g, [x]) => [squareGrad([x!, g], {})],
+});
+const squareGrad = defineOp<Record<string, never>>({
+  name: 'square_buggy_grad_rule',
+  compute: ([x, g]) => compute(x!.shape, (...i) => g!.at(...i).mul(x!.at(...i))),
+});
+export const check = defineOpCheck({ name: 'square_buggy_grad', draw: (d) => ({ inputs: [[d(1, 6, 'n')]] }), apply: ([x]) => squareOp([x!], {}) });
+`);
+    const r = cli('check-op', file, '--runs', '5', '--seed', '3', '--backend', 'cpu');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/FAIL square_buggy_grad: d loss \/ d x0\[\d+\]: AD .* vs finite differences/);
+    expect(r.stdout).toMatch(/counterexample: n=1; input shapes \[1\]/);
   });
 
   it('finds an out-of-bounds read and prints the shrunk counterexample', () => {

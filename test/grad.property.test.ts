@@ -3,11 +3,11 @@
 import { describe, it } from 'vitest';
 import fc from 'fast-check';
 import { trace } from '../src/ir/trace';
-import { evaluate, evaluateOutputs } from '../src/ir/reference';
 import { mul, sum } from '../src/ir/ops';
 import { gradients } from '../src/passes/autodiff';
 import type { Graph } from '../src/ir/graph';
-import { compareWithReference, Rng, uniform } from './helpers';
+import { compareWithReference, uniform } from './helpers';
+import { checkGradients } from '../src/frontend/gradcheck';
 import { cases, type Built } from './op-cases';
 
 /** Trace L = sum(op(inputs) * R): inputs are parameters except labels and constants; R is a fixed random input. */
@@ -31,33 +31,6 @@ function feedsFor(g: Graph, built: Built, seed: number): Record<string, Float32A
     else feeds[n.name!] = uniform(size, seed * 17 + i);
   });
   return feeds;
-}
-
-/** Compare AD gradients with central differences at a few coordinates of each parameter; null when they agree. */
-function checkGradients(g: Graph, feeds: Record<string, Float32Array>, seed: number): string | null {
-  const { graph } = gradients(g);
-  const grads = evaluateOutputs(graph, feeds);
-  const lossIndex = g.outputs.find((o) => o.name === 'loss')!.node;
-  const f = (fd: Record<string, Float64Array>) => evaluate(g, fd)[lossIndex]![0]!;
-  const base: Record<string, Float64Array> = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float64Array.from(v)]));
-  const rng = Rng.derive(seed);
-  const h = 1e-5;
-  for (const p of g.sources('param')) {
-    const ad = grads[`grad:${p.name}`]!;
-    const x = base[p.name!]!;
-    for (let t = 0; t < Math.min(6, x.length); t++) {
-      const i = rng.int(x.length);
-      const orig = x[i]!;
-      x[i] = orig + h; const up = f(base);
-      x[i] = orig - h; const down = f(base);
-      x[i] = orig;
-      const fd = (up - down) / (2 * h);
-      if (!(Math.abs(ad[i]! - fd) <= 1e-6 + 1e-4 * Math.max(Math.abs(fd), Math.abs(ad[i]!)))) {
-        return `d loss / d ${p.name}[${i}]: AD ${ad[i]} vs finite differences ${fd}`;
-      }
-    }
-  }
-  return null;
 }
 
 describe('gradients match central finite differences on the float64 reference', () => {

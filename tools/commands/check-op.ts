@@ -28,7 +28,7 @@ export const checkOpCommand: Command = {
     else {
       for (const r of results) {
         if (r.failure) console.log(`FAIL ${r.name}: ${r.failure}\n  counterexample: ${r.counterexample}`);
-        else console.log(`ok   ${r.name}: ${r.runs} trials on ${backends.join(', ')} equal the float64 reference`);
+        else console.log(`ok   ${r.name}: ${r.runs} trials: equal to the float64 reference on ${backends.join(', ')}${r.gradients ? '; gradients match finite differences' : '; no gradient rule, gradients not checked'}`);
       }
     }
     if (results.some((r) => r.failure)) process.exitCode = 1;
