@@ -3,7 +3,7 @@
 import { evaluateOutputs } from '../ir/reference';
 import type { Graph } from '../ir/graph';
 import { createBackend } from './backend';
-import { createExecutor, type Executor } from './executor';
+import { createExecutor } from './executor';
 
 export function relL2(ref: ArrayLike<number>, got: ArrayLike<number>): number {
   let num = 0;

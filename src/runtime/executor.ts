@@ -67,7 +67,6 @@ class GpujsExecutor implements Executor {
   readonly kernels: readonly LoweredKernel[];
   private readonly runners: readonly RunKernel[];
   private readonly lastUse: number[];
-  private readonly outputNodes: Set<number>;
 
   constructor(readonly graph: Graph, readonly backend: Backend, private readonly opts: ExecutorOptions = {}) {
     this.kernels = lowerGraph(graph);
@@ -75,7 +74,6 @@ class GpujsExecutor implements Executor {
     this.lastUse = graph.nodes.map(() => -1);
     graph.nodes.forEach((n) => n.inputs.forEach((i) => { this.lastUse[i] = n.id; }));
     for (const o of graph.outputs) this.lastUse[o.node] = Infinity;
-    this.outputNodes = new Set(graph.outputs.map((o) => o.node));
   }
 
   close(): void {

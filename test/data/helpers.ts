@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { create } from 'tar';
 import { afterAll, beforeAll } from 'vitest';
-import { CIFAR10_CLASSES, CIFAR10_IMAGE_BYTES, writeCifarBin, type CifarRecord } from '../../src/runtime/data/cifar10';
+import { CIFAR10_CLASSES, CIFAR10_IMAGE_BYTES, type CifarRecord } from '../../src/runtime/data/cifar10';
 
 /** Deterministic pseudo-random records (an LCG, independent of the code under test). */
 export function makeRecords(count: number, seed = 1): CifarRecord[] {
