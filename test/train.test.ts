@@ -1,7 +1,7 @@
 // `tsc-nn train` end to end through the built binary, on small generated CIFAR-format data and the smallest
 // ShuffleNetV1 (0.5x, group 3, cifar stem) on gpu.js's cpu backend: checkpoints, logs, exact resume, bad input, NaN.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeCifarBin } from '../src/runtime/data/cifar10';
@@ -117,6 +117,25 @@ describe('tsc-nn train', () => {
     expect(fs.readdirSync(out).filter((f) => f.endsWith('.safetensors'))).toEqual(['shufflenetv1-1_2.safetensors']);
     expect(fs.existsSync(path.join(out, 'shufflenetv1-1_3.safetensors.nonfinite'))).toBe(true);
     expect(errors[0]).toContain('shufflenetv1-1_3.safetensors.nonfinite');
+  });
+
+  it('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly', async () => {
+    const out = path.join(tmp(), 'interrupted');
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'tsc-nn.js'), 'train', '--data', data, ...small, '--out', out], {
+      cwd: root, env: { ...process.env, TSC_NN_CACHE: path.join(tmp(), 'cache') },
+    });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    // Interrupt once the first step is logged.
+    const log = path.join(out, 'train_log.jsonl');
+    while (!(fs.existsSync(log) && fs.readFileSync(log, 'utf8').length > 0)) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(130);
+    const steps = readLog(out).length;
+    expect(stdout).toMatch(new RegExp(`interrupted: saved .*shufflenetv1-1_${steps}\\.safetensors; continue with --resume`));
+    const ckpt = await loadCheckpoint(path.join(out, `shufflenetv1-1_${steps}.safetensors`));
+    expect(ckpt.step).toBe(steps);
   });
 
   it('without --data or --download, says how to get data', () => {
