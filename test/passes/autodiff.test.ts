@@ -3,16 +3,16 @@
 // updates, channel shuffle, depthwise conv, residual add or pooled concat, optionally a dense head with label-
 // smoothed cross-entropy) matches central finite differences of the float64 reference, and the fused, compiled
 // backward graph equals the unfused one in the reference and on gpu.js cpu.
+// Finite differences use the shared checker (src/frontend/gradcheck.ts), skipping coordinates on ReLU/max kinks.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { trace } from '../../src/ir/trace';
-import type { Graph } from '../../src/ir/graph';
 import * as ops from '../../src/ir/ops';
 import { evaluate, evaluateOutputs } from '../../src/ir/reference';
+import { checkGradients } from '../../src/frontend/gradcheck';
 import { gradients } from '../../src/passes/autodiff';
 import { fuseIndexRemapping, isIndexRemapping } from '../../src/passes/fuse-index-remapping';
 import { fuseEpilogues } from '../../src/passes/fuse-epilogues';
-import { Rng } from '../helpers';
 import { feedsFor, gradientEquivalence, lineMatching, property, show, unitArb, unitTrainGraph, type UnitShape } from './common';
 
 describe('autodiff on a printed example', () => {
@@ -72,42 +72,6 @@ describe('autodiff on a printed example', () => {
   });
 });
 
-/**
- * Central differences of the float64 reference at a few coordinates of every parameter. A coordinate where the
- * one-sided differences disagree sits on a kink (a ReLU or max switching within h) and is skipped; most must not.
- */
-function checkAgainstFiniteDifferences(g: Graph, feeds: Record<string, Float32Array>, seed: number, perParam = 3): string | null {
-  const grads = evaluateOutputs(gradients(g).graph, feeds);
-  const lossNode = g.output('loss').id;
-  const base: Record<string, Float64Array> = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float64Array.from(v)]));
-  const f = () => evaluate(g, base)[lossNode]![0]!;
-  const f0 = f();
-  const rng = Rng.derive(seed);
-  const h = 1e-5;
-  let checked = 0;
-  let skipped = 0;
-  for (const p of g.sources('param')) {
-    const ad = grads[`grad:${p.name}`]!;
-    const x = base[p.name!]!;
-    for (let t = 0; t < Math.min(perParam, x.length); t++) {
-      const i = rng.int(x.length);
-      const orig = x[i]!;
-      x[i] = orig + h; const up = f();
-      x[i] = orig - h; const down = f();
-      x[i] = orig;
-      const fwd = (up - f0) / h;
-      const bwd = (f0 - down) / h;
-      if (Math.abs(fwd - bwd) > 1e-3 * Math.max(Math.abs(fwd), Math.abs(bwd)) + 1e-4) { skipped++; continue; }
-      const fd = (up - down) / (2 * h);
-      checked++;
-      if (!(Math.abs(ad[i]! - fd) <= 1e-6 + 1e-4 * Math.max(Math.abs(fd), Math.abs(ad[i]!)))) {
-        return `d loss / d ${p.name}[${i}]: autodiff ${ad[i]} vs central differences ${fd}`;
-      }
-    }
-  }
-  if (skipped > checked / 4) return `${skipped} coordinates on kinks, only ${checked} checked`;
-  return null;
-}
 
 const trainUnitArb = fc.record({ u: unitArb, head: fc.boolean() })
   // Batch statistics need more than one value per channel.
@@ -119,7 +83,7 @@ describe('ShuffleNet unit gradients in training mode (fast-check)', () => {
       const g = unitTrainGraph(u, { head });
       const params = g.sources('param').map((p) => p.name);
       expect(params).toContain('dw.weight');
-      return checkAgainstFiniteDifferences(g, feedsFor(g, u.seed, 3), u.seed);
+      return checkGradients(g, feedsFor(g, u.seed), u.seed, { coordinates: 3, skipKinks: true });
     }, 12, 401);
   });
 
@@ -131,7 +95,7 @@ describe('ShuffleNet unit gradients in training mode (fast-check)', () => {
     expect(graph.outputs.filter((o) => o.kind === 'state').map((o) => o.name).sort()).toEqual(
       ['bn1', 'bn2', 'bn3'].flatMap((b) => [`${b}.running_mean`, `${b}.running_var`]).sort());
     expect(graph.outputs.filter((o) => o.kind === 'grad').map((o) => o.name).sort()).toEqual(g.sources('param').map((p) => p.name).sort());
-    expect(checkAgainstFiniteDifferences(g, feedsFor(g, 9, 3), 9, 40)).toBeNull();
+    expect(checkGradients(g, feedsFor(g, 9), 9, { coordinates: 40, skipKinks: true })).toBeNull();
   });
 
   it('the fused backward graph equals the unfused one (reference) and runs on gpu.js cpu', () => {
