@@ -6,7 +6,7 @@ import { bin, cst, mapExpr, visitExpr, type Expr } from './expr';
 interface Range { readonly lo: number; readonly hi: number }
 const ANY: Range = { lo: -Infinity, hi: Infinity };
 
-function rangeOf(e: Expr, axes: readonly number[], rvars: ReadonlyMap<number, number>): Range {
+export function rangeOf(e: Expr, axes: readonly number[], rvars: ReadonlyMap<number, number>): Range {
   const r = (x: Expr): Range => rangeOf(x, axes, rvars);
   switch (e.k) {
     case 'const': return { lo: e.v, hi: e.v };

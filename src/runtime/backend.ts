@@ -1,28 +1,30 @@
-// Backends behind one interface: gpu.js's (cpu, webasm, gl) and tsc-nn's own JavaScript loop-nest target (js).
+// Backends behind one interface: gpu.js's (cpu, webasm, gl) and tsc-nn's own CPU targets: WebAssembly SIMD on
+// worker threads (wasm) and plain JavaScript loop nests (js).
 // gpu.js's `mode` only echoes the request, so every gpu.js backend is probed with a tiny kernel and reports the
 // kernel class that really ran.
 import * as os from 'node:os';
 import { GPU } from 'gpu.js';
 import { UserError } from '../ir/errors';
 
-export const BACKENDS = ['js', 'cpu', 'webasm', 'gl'] as const;
+export const BACKENDS = ['wasm', 'js', 'cpu', 'webasm', 'gl'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-type GpujsBackend = Exclude<BackendName, 'js'>;
+type OwnBackend = 'wasm' | 'js';
+type GpujsBackend = Exclude<BackendName, OwnBackend>;
 const gpujsMode: Record<GpujsBackend, string> = { cpu: 'cpu', webasm: 'webasm', gl: 'headlessgl' };
 const kernelClass: Record<GpujsBackend, string> = { cpu: 'CPUKernel', webasm: 'WebAssemblyKernel', gl: 'HeadlessGLKernel' };
 
 export interface Backend {
   readonly name: BackendName;
-  /** `gpujs`: kernels run through gpu.js; `js`: tsc-nn's own JavaScript loop nests. */
-  readonly kind: 'gpujs' | 'js';
+  /** `gpujs`: kernels run through gpu.js; `wasm` / `js`: tsc-nn's own CPU targets. */
+  readonly kind: 'gpujs' | OwnBackend;
   readonly gpu?: GPU;
-  /** Threads the js backend runs kernels on (TSC_NN_THREADS, default: up to 2 cores). */
+  /** Threads the wasm and js backends run kernels on (TSC_NN_THREADS, default: up to 2 cores). */
   readonly threads: number;
 }
 
-// `auto`: on a machine without a GPU, tsc-nn's own JavaScript target is the fastest (see docs/benchmarks.md).
-const autoOrder: readonly BackendName[] = ['js'];
+// `auto`: on a machine without a GPU, tsc-nn's own WebAssembly SIMD target is the fastest (see docs/benchmarks.md).
+const autoOrder: readonly BackendName[] = ['wasm', 'js'];
 
 /** Why a backend cannot start, or null when its probe kernel ran on the requested kernel class. */
 function probe(name: GpujsBackend): { gpu: GPU } | { error: string } {
@@ -63,9 +65,9 @@ export function createBackend(requested: string): Backend {
   for (const name of order) {
     const hit = cache.get(name);
     if (hit) return hit;
-    if (name === 'js') {
+    if (name === 'wasm' || name === 'js') {
       const threads = Number(process.env.TSC_NN_THREADS ?? Math.min(2, os.availableParallelism()));
-      const b: Backend = { name, kind: 'js', threads: Number.isInteger(threads) && threads >= 1 ? threads : 1 };
+      const b: Backend = { name, kind: name, threads: Number.isInteger(threads) && threads >= 1 ? threads : 1 };
       cache.set(name, b);
       return b;
     }

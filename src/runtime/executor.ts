@@ -1,11 +1,13 @@
 // Runs a compiled graph on a backend. gpu.js kernels are printed once, compiled through gpu.js and cached by
 // source; each run feeds the sources, calls the kernels in order, and drops every intermediate after its last
-// reader (gpu.js allocates its own results). The JavaScript backend has its own arena executor (js-executor.ts).
+// reader (gpu.js allocates its own results). tsc-nn's own CPU targets have arena executors
+// (wasm-executor.ts, js-executor.ts).
 import { Input, type IGPUKernelSettings, type IKernelRunShortcut } from 'gpu.js';
 import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
 import { JsExecutor } from './js-executor';
+import { WasmExecutor } from './wasm-executor';
 import type { Backend } from './backend';
 
 /** A kernel ready to run: reads its inputs, writes its output into `out` (or returns a new array). */
@@ -27,7 +29,11 @@ export interface ExecutorOptions {
 }
 
 export function createExecutor(graph: Graph, backend: Backend, opts: ExecutorOptions = {}): Executor {
-  return backend.kind === 'js' ? new JsExecutor(graph, backend.threads, opts) : new GpujsExecutor(graph, backend, opts);
+  switch (backend.kind) {
+    case 'wasm': return new WasmExecutor(graph, backend.threads, opts);
+    case 'js': return new JsExecutor(graph, backend.threads, opts);
+    case 'gpujs': return new GpujsExecutor(graph, backend, opts);
+  }
 }
 
 /** A tensor as gpu.js wants it: flat, or a 2-D view when its flat index would pass 2^24. */
