@@ -23,8 +23,9 @@ import {
 } from './affine';
 
 export const LANES = 4;
-/** Copies along the register-blocked axis. */
+/** Copies along the register-blocked axis (an axis of 2-4 elements is unrolled whole). */
 const BLOCK = 4;
+const blockFactor = (extent: number): number => (extent % BLOCK === 0 ? BLOCK : extent <= BLOCK ? extent : 1);
 /** Level of values that depend on a reduction's result: computed where they are used, never hoisted. */
 const INLINE = Number.POSITIVE_INFINITY;
 
@@ -309,15 +310,23 @@ class WatPrinter {
   private reduce(e: Extract<Expr, { k: 'reduce' }>, copies: readonly Copy[]): Val[] {
     const isSum = e.kind === 'sum';
     const laned = e === this.laneReduce;
-    const lastVar = e.vars[e.vars.length - 1]!;
-    const vars = e.vars.map((v) => {
+    const loops = reductionLoops(e, this.k);
+    const last = loops[loops.length - 1]!;
+    const vars = loops.map((loop) => {
       this.openLoop();
-      const lanes = laned && v === lastVar;
-      return { id: v.id, extent: v.extent, step: lanes ? LANES : 1, lv: { name: `$r${v.id}`, level: this.blocks.length - 1, align: lanes ? LANES : 1, max: v.extent - (lanes ? LANES : 1) } as LoopVar };
+      const lanes = laned && loop === last;
+      const step = lanes ? LANES : 1;
+      const lv: LoopVar = { name: `$r${loop.ids[loop.ids.length - 1]}`, level: this.blocks.length - 1, align: step, max: loop.extent - step };
+      return { ...loop, step, lv };
     });
+    // A merged loop stands for all its variables: the innermost carries the combined index, the others are 0.
     const bind = (env: IndexEnv, lane: number): IndexEnv => ({
       axis: env.axis,
-      rvar: (id) => { const v = vars.find((x) => x.id === id); return v ? linVar(v.lv, v.step > 1 ? lane : 0) : env.rvar(id); },
+      rvar: (id) => {
+        const v = vars.find((x) => x.ids.includes(id));
+        if (!v) return env.rvar(id);
+        return id === v.ids[v.ids.length - 1] ? linVar(v.lv, v.step > 1 ? lane : 0) : linConst(0);
+      },
     });
     const inner = copies.map((c) => ({ lanes: laned ? Array.from({ length: LANES }, (_, l) => bind(c.lanes[0]!, l)) : c.lanes.map((env) => bind(env, 0)) }));
     const bodies = this.values(e.body, inner);
@@ -364,9 +373,10 @@ class WatPrinter {
     const laneAxis = rank >= 2 && shape[rank - 1]! >= LANES ? rank - 1 : -1;
     if (laneAxis < 0) {
       const top = topReduction(k.body);
-      if (reductions.length === 1 && top && top.vars[top.vars.length - 1]!.extent % LANES === 0) this.laneReduce = top;
+      if (reductions.length === 1 && top && reductionLoops(top, k).at(-1)!.extent % LANES === 0) this.laneReduce = top;
     }
     const blockAxis = reductions.length ? chooseBlockAxis(k, laneAxis) : -1;
+    const factor = blockAxis >= 0 ? blockFactor(shape[blockAxis]!) : 1;
     const unroll = laneAxis >= 0 && reductions.length && shape[laneAxis]! % (2 * LANES) === 0 ? 2 : 1;
 
     this.blocks.push({ prelude: [], body: [], cache: new Map() });
@@ -376,7 +386,7 @@ class WatPrinter {
     for (let i = 0; i < rank; i++) {
       if (i === laneAxis || shape[i] === 1) continue;
       this.openLoop();
-      const step = i === blockAxis ? BLOCK : 1;
+      const step = i === blockAxis ? factor : 1;
       vars[i] = loopVar(i, step, shape[i]! - step);
     }
     const emitBody = (copies: readonly Copy[], offsets: readonly { axisOffset: number; blockOffset: number }[]): void => {
@@ -398,7 +408,7 @@ class WatPrinter {
       },
       rvar: (id) => { throw new Error(`${k.name}: reduction variable r${id} used outside its reduction`); },
     });
-    const blocks = blockAxis >= 0 ? Array.from({ length: BLOCK }, (_, j) => j) : [0];
+    const blocks = Array.from({ length: factor }, (_, j) => j);
     if (laneAxis >= 0) {
       const width = shape[laneAxis]!;
       const chunk = LANES * unroll;
@@ -422,7 +432,7 @@ class WatPrinter {
       const v = vars[i];
       if (!v) continue;
       if (i === 0) this.closeLoop(v.name, '(local.get $lo)', '(local.get $hi)', 1);
-      else this.closeLoop(v.name, '(i32.const 0)', `(i32.const ${shape[i]})`, i === blockAxis ? BLOCK : 1);
+      else this.closeLoop(v.name, '(i32.const 0)', `(i32.const ${shape[i]})`, i === blockAxis ? factor : 1);
     }
     const top = this.blocks.pop()!;
     const axisLocals = shape.map((_, i) => `(local $a${i} i32)`);
@@ -430,6 +440,55 @@ class WatPrinter {
     const wat = [`(func $${k.name} (export "${k.name}") (param $lo i32) (param $hi i32)`, ...axisLocals, ...rvarLocals, ...this.locals, ...top.prelude, ...top.body, ')'].join('\n');
     return { name: k.name, wat, splitExtent: vars[0] ? shape[0]! : 0 };
   }
+}
+
+/**
+ * The loops of a reduction, innermost last. Trailing variables merge into one loop when they only ever address
+ * memory together as one contiguous run (r_y * W + r_x over a W-wide row): the innermost loop then runs over
+ * whole planes instead of short rows, which matters for 8x8 and 4x4 feature maps.
+ */
+function reductionLoops(e: Extract<Expr, { k: 'reduce' }>, k: LoweredKernel): { ids: number[]; extent: number }[] {
+  const loops = e.vars.map((v) => ({ ids: [v.id], extent: v.extent }));
+  while (loops.length >= 2) {
+    const inner = loops[loops.length - 1]!;
+    const outer = loops[loops.length - 2]!;
+    if (!mergeable(e.body, k, outer.ids[0]!, inner.ids[inner.ids.length - 1]!, inner.extent)) break;
+    loops.splice(loops.length - 2, 2, { ids: [...outer.ids, ...inner.ids], extent: outer.extent * inner.extent });
+  }
+  return loops;
+}
+
+/** Whether rvar `a` appears only in read addresses, always as `extent` times rvar `b`'s coefficient. */
+function mergeable(body: Expr, k: LoweredKernel, a: number, b: number, extent: number): boolean {
+  const names = [`r${a}`, `r${b}`];
+  const env: IndexEnv = {
+    axis: (i) => linVar({ name: `a${i}`, level: 0, align: 1, max: Math.max(0, k.output.shape[i]! - 1) }),
+    rvar: (id) => linVar({ name: `r${id}`, level: 0, align: 1, max: 1 << 20 }),
+  };
+  let ok = true;
+  const walk = (x: Expr): void => {
+    if (!ok) return;
+    switch (x.k) {
+      case 'rvar': if (x.id === a || x.id === b) ok = false; return;
+      case 'read': {
+        const strides = stridesOf(k.inputs[x.input]!.layout.shape);
+        const flat = x.index.map((ix) => tryLinOf(ix, env));
+        if (flat.some((l) => !l)) { x.index.forEach(walk); return; }
+        const coef = (name: string): number => flat.reduce((acc, l, d) => acc + (l!.terms.find((t) => t.key === name)?.coef ?? 0) * strides[d]!, 0);
+        // Both variables must be plain terms (not inside a division or a min/max) with the row relation.
+        const nested = flat.some((l) => l!.terms.some((t) => t.atom.kind !== 'var' && names.some((n) => new RegExp(`\\b${n}\\b`).test(t.key))));
+        if (nested || coef(names[0]!) !== extent * coef(names[1]!)) ok = false;
+        return;
+      }
+      case 'bin': walk(x.a); walk(x.b); return;
+      case 'un': walk(x.a); return;
+      case 'select': walk(x.cond); walk(x.a); walk(x.b); return;
+      case 'reduce': walk(x.body); return;
+      default: return;
+    }
+  };
+  walk(body);
+  return ok;
 }
 
 /** The reduction the kernel's value is made of, when it is not under a select or inside another reduction. */
@@ -443,7 +502,7 @@ function topReduction(e: Expr): Extract<Expr, { k: 'reduce' }> | undefined {
 }
 
 /**
- * The output axis to block: the one (not the outermost, not the lane axis, a multiple of BLOCK long) along which
+ * The output axis to block: the one (not the outermost, not the lane axis, one blockFactor can split) along which
  * the most reads inside reductions stay the same, so the copies share them. -1 when no axis shares anything.
  */
 function chooseBlockAxis(k: LoweredKernel, laneAxis: number): number {
@@ -451,9 +510,10 @@ function chooseBlockAxis(k: LoweredKernel, laneAxis: number): number {
   let best = -1;
   let bestScore = 0;
   for (let b = 1; b < shape.length; b++) {
-    if (b === laneAxis || shape[b]! % BLOCK !== 0) continue;
+    const factor = blockFactor(shape[b]!);
+    if (b === laneAxis || factor < 2) continue;
     const env = (copy: number): IndexEnv => ({
-      axis: (i) => linVar({ name: `a${i}`, level: 0, align: i === b ? BLOCK : 1, max: shape[i]! - 1 }, i === b ? copy : 0),
+      axis: (i) => linVar({ name: `a${i}`, level: 0, align: i === b ? factor : 1, max: shape[i]! - 1 }, i === b ? copy : 0),
       rvar: (id) => linVar({ name: `r${id}`, level: 0, align: 1, max: 1 << 20 }),
     });
     let score = 0;

@@ -4,6 +4,12 @@
 // builds the kernels from `workerData` and returns `runUpper(kernelIndex)`.
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 
+/**
+ * Both sides spin this many times on the flag before sleeping in Atomics.wait: a futex wake-up costs tens of
+ * microseconds, and a training step hands over hundreds of kernels.
+ */
+const SPIN = 200_000;
+
 const LOOP = `
 const ctrl = new Int32Array(workerData.control);
 let runUpper;
@@ -19,6 +25,7 @@ Atomics.store(ctrl, 2, 0);
 Atomics.notify(ctrl, 2);
 let seen = 0;
 for (;;) {
+  for (let spin = 0; spin < SPIN && Atomics.load(ctrl, 0) === seen; spin++);
   Atomics.wait(ctrl, 0, seen);
   const seq = Atomics.load(ctrl, 0);
   if (seq < 0) break;
@@ -39,7 +46,7 @@ export class HelperThread {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     Atomics.store(this.control, 2, -1);
-    const source = `const { workerData } = require('node:worker_threads');\n${LOOP.replace('SETUP', setup)}`;
+    const source = `const { workerData } = require('node:worker_threads');\nconst SPIN = ${SPIN};\n${LOOP.replace('SETUP', setup)}`;
     this.worker = new Worker(source, { eval: true, workerData: { ...workerData, control: this.control.buffer, port: port2 }, transferList: [port2] });
     this.worker.unref();
     // Wait until the worker has its kernels (or report why it could not build them).
@@ -61,6 +68,7 @@ export class HelperThread {
 
   join(): void {
     const seq = this.seq;
+    for (let spin = 0; spin < SPIN && Atomics.load(this.control, 2) !== seq; spin++);
     while (Atomics.load(this.control, 2) !== seq) Atomics.wait(this.control, 2, seq - 1, 50);
   }
 

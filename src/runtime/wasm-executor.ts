@@ -15,8 +15,8 @@ import type { Executor, ExecutorOptions } from './executor';
 
 type KernelFn = (lo: number, hi: number) => void;
 
-/** Kernels smaller than this many output elements are not worth a thread handoff. */
-const MIN_PARALLEL_ELEMENTS = 4096;
+/** Kernels doing less work than this (output elements plus multiply-adds) are not worth a thread handoff. */
+const MIN_PARALLEL_WORK = 32768;
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 const align16 = (n: number): number => Math.ceil(n / 16) * 16;
@@ -67,7 +67,7 @@ export class WasmExecutor implements Executor {
     this.fns = this.kernels.map((k) => instance.exports[k.name] as KernelFn);
     this.splits = this.kernels.map((k, i) => {
       const extent = sources[i]!.splitExtent;
-      const parallel = threads > 1 && extent >= 2 && sizeOf(k.output.shape) >= MIN_PARALLEL_ELEMENTS;
+      const parallel = threads > 1 && extent >= 2 && sizeOf(k.output.shape) + k.macs >= MIN_PARALLEL_WORK;
       return { mid: parallel ? Math.ceil(extent / 2) : (extent || 1), hi: extent || 1 };
     });
     if (threads > 1 && this.splits.some((s) => s.mid < s.hi)) {
