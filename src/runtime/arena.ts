@@ -1,0 +1,85 @@
+// What tsc-nn's two CPU executors (wasm, js) share: every tensor at a fixed place of one arena laid out by the
+// memory plan (planned intermediate buffers, then sources and outputs each at its own place), feeding and reading
+// it, and running each kernel, split across this thread and a helper thread when it is worth a handoff.
+import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
+import type { LoweredKernel } from '../codegen/lower';
+import { planMemory } from '../passes/memory-plan';
+import type { HelperThread } from './helper-thread';
+import type { Executor, ExecutorOptions } from './executor';
+
+/** Kernels doing less work than this (output elements plus multiply-adds) are not worth a thread handoff. */
+const MIN_PARALLEL_WORK = 32768;
+
+export interface Placement { readonly offset: number; readonly length: number }
+
+export interface ArenaLayout {
+  readonly place: ReadonlyMap<number, Placement>;
+  /** Floats from 0 to the end of the last tensor, plus `guard` after it. */
+  readonly floats: number;
+}
+
+/** Offsets (in floats) of every node; each tensor starts at a multiple of `align` after `guard` leading floats. */
+export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
+  const plan = planMemory(graph);
+  let offset = guard;
+  const alloc = (floats: number): number => { const at = offset; offset += Math.ceil(floats / align) * align; return at; };
+  const bufferAt = plan.bufferBytes.map((bytes) => alloc(bytes / 4));
+  const outputs = new Set(graph.outputs.map((o) => o.node));
+  const place = new Map<number, Placement>();
+  for (const n of graph.nodes) {
+    const length = sizeOf(n.shape);
+    place.set(n.id, { offset: isSource(n) || outputs.has(n.id) ? alloc(length) : bufferAt[plan.bufferOf[n.id]!]!, length });
+  }
+  return { place, floats: offset + guard };
+}
+
+export interface Split { readonly mid: number; readonly hi: number }
+
+/** Where each kernel's outermost axis is cut between the two threads (mid === hi: not split). */
+export function splitKernels(kernels: readonly LoweredKernel[], splitExtents: readonly number[], threads: number): Split[] {
+  return kernels.map((k, i) => {
+    const extent = splitExtents[i]!;
+    const parallel = threads > 1 && extent >= 2 && sizeOf(k.output.shape) + k.macs >= MIN_PARALLEL_WORK;
+    return { mid: parallel ? Math.ceil(extent / 2) : (extent || 1), hi: extent || 1 };
+  });
+}
+
+export abstract class ArenaExecutor implements Executor {
+  protected abstract readonly floats: Float32Array;
+  protected abstract readonly splits: readonly Split[];
+  protected helper?: HelperThread;
+
+  constructor(readonly graph: Graph, readonly kernels: readonly LoweredKernel[], protected readonly layout: ArenaLayout, private readonly opts: ExecutorOptions) {}
+
+  /** Run rows [lo, hi) of kernel `i` on this thread. */
+  protected abstract call(i: number, lo: number, hi: number): void;
+
+  run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
+    for (const n of this.graph.sources()) {
+      const v = feeds[n.name!];
+      if (!v) throw new Error(`no value fed for ${n.op} ${n.name}`);
+      const p = this.layout.place.get(n.id)!;
+      if (v.length !== p.length) throw new Error(`${n.name}: fed ${v.length} values, shape [${n.shape.join(', ')}] needs ${p.length}`);
+      this.floats.set(v, p.offset);
+    }
+    this.kernels.forEach((k, i) => {
+      if (this.opts.poison) { const p = this.layout.place.get(k.node)!; this.floats.fill(NaN, p.offset, p.offset + p.length); }
+      const { mid, hi } = this.splits[i]!;
+      if (mid < hi) {
+        this.helper!.start(i);
+        this.call(i, 0, mid);
+        this.helper!.join();
+      } else {
+        this.call(i, 0, hi);
+      }
+    });
+    return Object.fromEntries(this.graph.outputs.map((o) => {
+      const p = this.layout.place.get(o.node)!;
+      return [outputKey(o), this.floats.slice(p.offset, p.offset + p.length)];
+    }));
+  }
+
+  close(): void {
+    this.helper?.close();
+  }
+}
