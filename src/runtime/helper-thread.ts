@@ -8,7 +8,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
  * Both sides spin this many times on the flag before sleeping in Atomics.wait: a futex wake-up costs tens of
  * microseconds, and a training step hands over hundreds of kernels.
  */
-const SPIN = 200_000;
+const SPIN = 10_000;
 
 const LOOP = `
 const ctrl = new Int32Array(workerData.control);
