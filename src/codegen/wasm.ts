@@ -26,6 +26,8 @@ export const LANES = 4;
 /** Copies along the register-blocked axis (an axis of 2-4 elements is unrolled whole). */
 const BLOCK = 4;
 const blockFactor = (extent: number): number => (extent % BLOCK === 0 ? BLOCK : extent <= BLOCK ? extent : 1);
+/** Innermost reduction loops at least this long get their own partial sums (shorter rows only cost registers). */
+const MIN_SUMMATION_ROW = 16;
 /** Level of values that depend on a reduction's result: computed where they are used, never hoisted. */
 const INLINE = Number.POSITIVE_INFINITY;
 
@@ -332,7 +334,7 @@ class WatPrinter {
     const bodies = this.values(e.body, inner);
     // Sums over several variables add each innermost row into its own partial sum first (blocked summation):
     // float32 rounding error then grows with the number of rows rather than with the number of elements.
-    const rows = isSum && vars.length > 1;
+    const rows = isSum && vars.length > 1 && last.extent >= MIN_SUMMATION_ROW;
     const accs = bodies.map((b) => {
       const vec = b.vec || laned;
       const type = vec ? 'v128' : 'f32';
