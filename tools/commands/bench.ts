@@ -1,5 +1,4 @@
 // `tsc-nn bench`: time one ShuffleNetV1 configuration (inference or a training step) on one backend.
-import { UserError } from '../../src/ir/errors';
 import { createBackend } from '../../src/runtime/backend';
 import { createExecutor } from '../../src/runtime/executor';
 import { initParams } from '../../src/runtime/init';
@@ -10,20 +9,22 @@ import { MODES } from '../../src/frontend/build';
 import { sizeOf } from '../../src/ir/graph';
 import { modelConfig } from './train';
 import { oneOf, positiveInt, type Command } from './common';
+import { peakRssMb, summarize, timeSteps } from '../bench/measure';
 
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'time ShuffleNetV1 inference or a training step on a backend (one JSON line with --json)',
-  usage: 'tsc-nn bench [--size 0.5x] [--group 3] [--stem cifar|imagenet] [--batch 64] [--mode infer|train] [--backend auto] [--steps 5] [--json]',
+  usage: 'tsc-nn bench [--size 0.5x] [--group 3] [--stem cifar|imagenet] [--batch 64] [--mode infer|train] [--backend auto] [--steps 5] [--budget-s S] [--json]',
   options: {
     size: { type: 'string' }, group: { type: 'string' }, stem: { type: 'string' }, classes: { type: 'string' }, resolution: { type: 'string' },
-    batch: { type: 'string' }, mode: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' },
+    batch: { type: 'string' }, mode: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' }, json: { type: 'boolean' },
   },
   async run({ values }) {
     const config = modelConfig(values, { size: '0.5x' });
     const mode = oneOf('mode', values.mode, MODES, 'infer');
     const batch = positiveInt('batch', values.batch, 64);
     const steps = positiveInt('steps', values.steps, 5);
+    const budgetMs = 1000 * positiveInt('budget-s', values['budget-s'], 1e9);
     const backend = createBackend(typeof values.backend === 'string' ? values.backend : 'auto');
     const t0 = performance.now();
     const program = await compileModel(shufflenet, config, mode, batch);
@@ -39,28 +40,16 @@ export const benchCommand: Command = {
       else if (s.name === 'image') feeds.image = uniform(n, 2);
       else feeds[s.name!] = new Float32Array(n);
     }
-    const times: number[] = [];
-    let firstStepMs = 0;
+    let timed;
     try {
-      for (let i = 0; i <= steps; i++) {
-        const t = performance.now();
-        executor.run(feeds);
-        const ms = performance.now() - t;
-        if (i === 0) firstStepMs = ms;
-        else times.push(ms);
-      }
+      timed = summarize(await timeSteps(() => executor.run(feeds), steps, budgetMs), batch);
     } finally {
       executor.close();
     }
-    if (times.length === 0) throw new UserError('--steps must be at least 1');
-    times.sort((a, b) => a - b);
-    const median = times[Math.floor(times.length / 2)]!;
     const macs = executor.kernels.reduce((p, k) => p + k.macs, 0);
     const result = {
       model: 'shufflenet', ...config, mode, batch, backend: backend.name, threads: backend.threads,
-      compileMs: Math.round(compileMs), firstStepMs: Math.round(firstStepMs), medianStepMs: Math.round(median),
-      minStepMs: Math.round(times[0]!), maxStepMs: Math.round(times[times.length - 1]!),
-      imagesPerSec: (1000 * batch) / median, gflops: (2 * macs) / median / 1e6, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+      compileMs: Math.round(compileMs), programCached: program.cached, ...timed, gflops: (2 * macs) / timed.medianStepMs / 1e6, peakRssMb: peakRssMb(),
     };
     if (values.json) console.log(JSON.stringify(result));
     else {

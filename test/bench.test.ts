@@ -1,0 +1,35 @@
+// `npm run bench` in its seconds-long smoke form (what CI runs): the table runner measures tsc-nn's fast backends
+// in their own processes and writes the JSON and markdown reports; `tsc-nn bench --json` reports what really ran.
+import { describe, it, expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const root = path.resolve(__dirname, '..');
+const node = (args: string[]) => spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, TSC_NN_CACHE: fs.mkdtempSync(path.join(os.tmpdir(), 'tsc-nn-cache-')) } });
+
+describe('benchmarks', () => {
+  it('tsc-nn bench --json: one line naming the backend that ran, with timings and memory', () => {
+    const r = node(['bin/tsc-nn.js', 'bench', '--size', '0.5x', '--batch', '2', '--mode', 'train', '--steps', '2', '--backend', 'wasm', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim());
+    expect(j).toMatchObject({ backend: 'wasm', mode: 'train', batch: 2, steps: 2, programCached: false });
+    for (const k of ['compileMs', 'firstStepMs', 'medianStepMs', 'imagesPerSec', 'gflops', 'peakRssMb']) expect(j[k]).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('the smoke table measures wasm and js for inference and training and writes both reports', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tsc-nn-bench-'));
+    const r = node(['dist/tools/bench/table.js', '--smoke', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'benchmarks.json'), 'utf8'));
+    expect(json.configs.map((c: { mode: string }) => c.mode)).toEqual(['infer', 'train']);
+    for (const c of json.configs) {
+      expect(c.rows.map((r: { system: string }) => r.system)).toEqual(['wasm', 'js']);
+      for (const row of c.rows) expect(row.runs[0].imagesPerSec, JSON.stringify(row.runs[0])).toBeGreaterThan(0);
+    }
+    const md = fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8');
+    expect(md).toMatch(/## 0\.5x g3 cifar, batch 2, training step \(smoke\)/);
+    expect(md).toMatch(/\| wasm \| [\d.]+ \([\d.]+-[\d.]+\) \| \d+ \| 1\.00x \|/);
+  }, 300_000);
+});

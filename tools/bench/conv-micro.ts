@@ -1,0 +1,38 @@
+// The microbenchmark of issue 5: the 1x1 group convolutions ShuffleNet training spends most time in, alone, on the
+// wasm backend, against the ceiling the shared notes measured for hand-written WebAssembly SIMD on this machine.
+import { trace } from '../../src/ir/trace';
+import * as ops from '../../src/ir/ops';
+import { createBackend } from '../../src/runtime/backend';
+import { createExecutor } from '../../src/runtime/executor';
+import { uniform } from '../../src/runtime/random';
+import { sizeOf } from '../../src/ir/graph';
+import { median, timeSteps } from './measure';
+
+/** Hand-written WebAssembly SIMD, 4 output channels x 8 pixels a block, on 2 workers (shared notes). */
+export const CEILING_GFLOPS = { low: 70, high: 82 };
+
+export const CONV_CASES = [
+  { name: '[64,240,8,8] -> [64,60,8,8], g=3', x: [64, 240, 8, 8], w: [60, 80, 1, 1] },
+  { name: '[64,120,16,16] -> [64,120,16,16], g=3', x: [64, 120, 16, 16], w: [120, 40, 1, 1] },
+] as const;
+
+export interface ConvResult { readonly name: string; readonly medianMs: number; readonly gflops: number; readonly minMs: number; readonly maxMs: number }
+
+export async function benchGroupConvs(steps = 30): Promise<ConvResult[]> {
+  const backend = createBackend('wasm');
+  const results: ConvResult[] = [];
+  for (const c of CONV_CASES) {
+    const g = trace({ params: {}, inputs: { x: [...c.x], w: [...c.w] } }, (_p, t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
+    const executor = createExecutor(g, backend);
+    const feeds = { x: uniform(sizeOf(c.x), 1), w: uniform(sizeOf(c.w), 2) };
+    try {
+      const { times } = await timeSteps(() => executor.run(feeds), steps);
+      const ms = median(times);
+      const flops = 2 * executor.kernels.reduce((p, k) => p + k.macs, 0);
+      results.push({ name: c.name, medianMs: ms, minMs: Math.min(...times), maxMs: Math.max(...times), gflops: flops / (ms * 1e6) });
+    } finally {
+      executor.close();
+    }
+  }
+  return results;
+}

@@ -1,0 +1,136 @@
+// `npm run bench`: issue 5's benchmark table. Every configuration runs on every tsc-nn backend that starts here and
+// on the peers (TensorFlow.js cpu/wasm, jax-js), each measurement in its own process (peak RSS is per process),
+// interleaved A B A B over rounds; results go to docs/benchmarks.json and docs/benchmarks.md with the date, the
+// machine and the command. `--smoke` runs a seconds-long version (tiny batch, our fast backends) for CI.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { availableBackends } from '../../src/runtime/backend';
+import { atomicWrite } from '../../src/runtime/atomic';
+import { benchGroupConvs, CEILING_GFLOPS, type ConvResult } from './conv-micro';
+import { median } from './measure';
+import { PEER_SYSTEMS } from './systems';
+
+interface Config { readonly id: string; readonly size: string; readonly stem: string; readonly resolution: number; readonly batch: number; readonly mode: 'infer' | 'train' }
+
+const CONFIGS: readonly Config[] = [
+  { id: '0.5x g3 cifar, batch 64, inference', size: '0.5x', stem: 'cifar', resolution: 32, batch: 64, mode: 'infer' },
+  { id: '0.5x g3 cifar, batch 64, training step', size: '0.5x', stem: 'cifar', resolution: 32, batch: 64, mode: 'train' },
+  { id: '1.0x g3 cifar, batch 64, inference', size: '1.0x', stem: 'cifar', resolution: 32, batch: 64, mode: 'infer' },
+  { id: '1.0x g3 cifar, batch 64, training step', size: '1.0x', stem: 'cifar', resolution: 32, batch: 64, mode: 'train' },
+  { id: '2.0x g3 imagenet 224x224, batch 8, inference', size: '2.0x', stem: 'imagenet', resolution: 224, batch: 8, mode: 'infer' },
+];
+const SMOKE: readonly Config[] = [
+  { id: '0.5x g3 cifar, batch 2, inference (smoke)', size: '0.5x', stem: 'cifar', resolution: 32, batch: 2, mode: 'infer' },
+  { id: '0.5x g3 cifar, batch 2, training step (smoke)', size: '0.5x', stem: 'cifar', resolution: 32, batch: 2, mode: 'train' },
+];
+
+/** gpu.js's CPU and GL backends take tens of seconds a step even at 0.5x: they are measured on the 0.5x rows only. */
+const GPUJS_BACKENDS = new Set(['cpu', 'webasm', 'gl']);
+const gpujsNote = (system: string, c: Config): string | undefined =>
+  (GPUJS_BACKENDS.has(system) && c.size !== '0.5x' ? 'not run: gpu.js backends are measured on the 0.5x rows only' : undefined);
+
+/** Measurements known to take many minutes a step here (shared notes): not run, and said so in the table. */
+const TOO_SLOW: Readonly<Record<string, string>> = {
+  'tfjs-cpu|1.0x g3 cifar, batch 64, training step': 'not run: more than 420 s a step (shared notes)',
+  'tfjs-cpu|0.5x g3 cifar, batch 64, training step': 'not run: 167 s a step (shared notes); 0.38 images/s',
+};
+
+interface Row { readonly system: string; readonly runs: Record<string, unknown>[]; readonly note?: string }
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const run = (script: string, args: readonly string[]): Record<string, unknown> => {
+  try {
+    const out = execFileSync(process.execPath, [path.join(ROOT, script), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
+    return JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    return { error: (err.stderr ?? err.message).trim().split('\n').at(-1) ?? 'failed' };
+  }
+};
+
+function measure(system: string, c: Config, steps: number, budgetS: number): Record<string, unknown> {
+  const common = ['--size', c.size, '--group', '3', '--stem', c.stem, '--resolution', String(c.resolution), '--batch', String(c.batch), '--mode', c.mode, '--steps', String(steps), '--budget-s', String(budgetS)];
+  if ((PEER_SYSTEMS as readonly string[]).includes(system)) return run('dist/tools/bench/peer-bench.js', ['--system', system, ...common]);
+  return run('bin/tsc-nn.js', ['bench', '--backend', system, '--json', ...common]);
+}
+
+const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' ? v.toFixed(digits) : '-');
+
+function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: readonly ConvResult[], meta: Record<string, string>): string {
+  const lines = [`# Benchmarks`, '', `${meta.date}; ${meta.machine}; \`${meta.command}\`.`, '',
+    'Medians over all timed steps of all rounds (min-max in brackets); every measurement in its own process, the systems',
+    'interleaved round by round. "vs wasm" is images/s relative to tsc-nn\'s wasm backend. Peers run the same model on',
+    'the same weights and data; "agrees" is their first output against tsc-nn\'s (logits relative L2, or the',
+    'training loss difference). Compile: building the program and kernels; first step: the first run after it.', ''];
+  for (const c of configs) {
+    const rows = table.get(c.id)!;
+    const wasm = rows.find((r) => r.system === 'wasm');
+    const ref = wasm ? median(wasm.runs.map((r) => r.imagesPerSec as number).filter((x) => x)) : NaN;
+    lines.push(`## ${c.id}`, '', '| system | images/s | step ms | vs wasm | compile ms | first step ms | peak RSS MB | GFLOP/s | agrees |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const r of rows) {
+      const ok = r.runs.filter((x) => typeof x.imagesPerSec === 'number');
+      if (!ok.length) {
+        const why = r.note ?? (r.runs.map((x) => x.cannot ?? x.error).find((x) => x) as string | undefined) ?? 'failed';
+        lines.push(`| ${r.system} | ${why} | | | | | | | |`);
+        continue;
+      }
+      const ips = ok.map((x) => x.imagesPerSec as number);
+      const steps = ok.map((x) => x.medianStepMs as number);
+      const agree = ok[0]!.agreement as Record<string, number> | undefined;
+      const agrees = agree ? Object.entries(agree).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ') : '';
+      lines.push(`| ${r.system} | ${fmt(median(ips))} (${fmt(Math.min(...ips))}-${fmt(Math.max(...ips))}) | ${median(steps)} | ${fmt(median(ips) / ref, 2)}x | ${ok[0]!.compileMs} | ${ok[0]!.firstStepMs} | ${Math.max(...ok.map((x) => x.peakRssMb as number))} | ${fmt(ok[0]!.gflops)} | ${agrees} |`);
+    }
+    lines.push('');
+  }
+  if (convs.length) {
+    lines.push('## 1x1 group convolution alone (wasm, 2 threads)', '', `Ceiling (shared notes: hand-written WebAssembly SIMD, 2 workers): ${CEILING_GFLOPS.low}-${CEILING_GFLOPS.high} GFLOP/s.`, '',
+      '| convolution | median ms | GFLOP/s | of the ceiling |', '| --- | --- | --- | --- |');
+    for (const c of convs) lines.push(`| ${c.name} | ${c.medianMs.toFixed(2)} (${c.minMs.toFixed(2)}-${c.maxMs.toFixed(2)}) | ${c.gflops.toFixed(1)} | ${Math.round((100 * c.gflops) / CEILING_GFLOPS.high)}-${Math.round((100 * c.gflops) / CEILING_GFLOPS.low)} % |`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, out: { type: 'string' }, rounds: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' } } });
+  const smoke = Boolean(values.smoke);
+  const configs = smoke ? SMOKE : CONFIGS;
+  const rounds = Number(values.rounds ?? (smoke ? 1 : 2));
+  const steps = Number(values.steps ?? (smoke ? 1 : 3));
+  const budgetS = Number(values['budget-s'] ?? 30);
+  const ours = smoke ? (['wasm', 'js'] as const).filter((b) => availableBackends().includes(b)) : availableBackends();
+  const systems: string[] = [...ours, ...(smoke ? [] : PEER_SYSTEMS)];
+  const table = new Map<string, Row[]>();
+  for (const c of configs) {
+    const rows: Row[] = systems.map((system) => ({ system, runs: [], note: TOO_SLOW[`${system}|${c.id}`] ?? gpujsNote(system, c) }));
+    for (let round = 0; round < rounds; round++) {
+      for (const row of rows) {
+        if (row.note) continue;
+        // A system slower than the budget a step already has its number: one round is enough.
+        const last = row.runs.at(-1);
+        if (last && (typeof last.medianStepMs !== 'number' || (last.medianStepMs as number) > 1000 * budgetS)) continue;
+        process.stderr.write(`bench: ${c.id} on ${row.system} (round ${round + 1}/${rounds})\n`);
+        row.runs.push(measure(row.system, c, steps, budgetS));
+      }
+    }
+    table.set(c.id, rows);
+  }
+  const convs = smoke ? [] : await benchGroupConvs();
+  const meta = {
+    date: new Date().toISOString().slice(0, 10),
+    machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`,
+    command: `npm run bench${smoke ? ' -- --smoke' : ''}`,
+  };
+  const outDir = values.out ?? path.join(ROOT, 'docs');
+  fs.mkdirSync(outDir, { recursive: true });
+  const json = { ...meta, rounds, steps, configs: configs.map((c) => ({ ...c, rows: table.get(c.id) })), groupConv: convs };
+  await atomicWrite(path.join(outDir, 'benchmarks.json'), Buffer.from(`${JSON.stringify(json, null, 1)}\n`));
+  const md = markdown(configs, table, convs, meta);
+  await atomicWrite(path.join(outDir, 'benchmarks.md'), Buffer.from(md));
+  console.log(md);
+}
+
+void main().catch((e: unknown) => { console.error(`bench: ${(e as Error).stack ?? String(e)}`); process.exit(1); });
