@@ -364,4 +364,14 @@ describe('ShuffleNetV1 configurations and parameter names', () => {
     expect(at('imagenet').shape).toEqual([2, 30, 56, 56]);
     expect(at('cifar').shape).toEqual([2, 30, 32, 32]);
   });
+
+  it('zeroInitResidual starts the last BN of each stride-1 unit at gamma 0 and leaves every other init alone', () => {
+    const seed = shufflenet.params(configure({ size: '0.5x', group: 3 }));
+    const zero = shufflenet.params(configure({ size: '0.5x', group: 3, zeroInitResidual: true }));
+    const changed = Object.keys(seed).filter((k) => JSON.stringify(seed[k]!.init) !== JSON.stringify(zero[k]!.init));
+    // Stages of 4, 8 and 4 units: units 0, 4 and 12 downsample (stride 2) and concatenate rather than add.
+    const residual = Array.from({ length: 16 }, (_, i) => i).filter((i) => ![0, 4, 12].includes(i));
+    expect(changed.sort()).toEqual(residual.map((i) => `features.${i}.branch_main_2.3.weight`).sort());
+    for (const k of changed) expect(zero[k]!.init).toEqual({ kind: 'const', value: 0 });
+  });
 });

@@ -26,6 +26,13 @@ export interface ShuffleNetConfig {
   stem: Stem;
   /** Input side: 32 for the cifar stem, 224 (CIFAR images resized) for the imagenet stem; 0 picks the stem's. */
   resolution: number;
+  /**
+   * Start the last BN of every residual (stride-1) unit at gamma = 0, so each unit begins as the identity (Goyal et
+   * al. 2017; torchvision's zero_init_residual). The seed starts at 1; then the residual sums make the pooled
+   * features ~37 long per image at initialisation and the classifier's curvature caps the stable learning rate
+   * near 0.012 (docs/results.md).
+   */
+  zeroInitResidual: boolean;
 }
 
 /** One unit's shape: where its parameters live and how it convolves. */
@@ -48,14 +55,14 @@ function units(cfg: ShuffleNetConfig): Unit[] {
 const convParam = (out: number, inPerGroup: number, k: number): ParamSpec =>
   ({ shape: [out, inPerGroup, k, k], role: 'param', init: { kind: 'he_normal', fanIn: inPerGroup * k * k } });
 
-const bnParams = (prefix: string, c: number): Record<string, ParamSpec> => ({
-  [`${prefix}.weight`]: { shape: [c], role: 'param', init: { kind: 'const', value: 1 } },
+const bnParams = (prefix: string, c: number, gamma = 1): Record<string, ParamSpec> => ({
+  [`${prefix}.weight`]: { shape: [c], role: 'param', init: { kind: 'const', value: gamma } },
   [`${prefix}.bias`]: { shape: [c], role: 'param', init: { kind: 'const', value: 0 } },
   [`${prefix}.running_mean`]: { shape: [c], role: 'state', init: { kind: 'const', value: 0 } },
   [`${prefix}.running_var`]: { shape: [c], role: 'state', init: { kind: 'const', value: 1 } },
 });
 
-function unitParams(u: Unit, group: number): Record<string, ParamSpec> {
+function unitParams(u: Unit, group: number, zeroInitResidual: boolean): Record<string, ParamSpec> {
   const mid = u.oup / 4;
   const branchOut = u.stride === 2 ? u.oup - u.inp : u.oup;
   const g1 = u.firstGroup ? 1 : group;
@@ -65,7 +72,7 @@ function unitParams(u: Unit, group: number): Record<string, ParamSpec> {
     [`${u.prefix}.branch_main_2.0.weight`]: convParam(mid, 1, 3),
     ...bnParams(`${u.prefix}.branch_main_2.1`, mid),
     [`${u.prefix}.branch_main_2.2.weight`]: convParam(branchOut, mid / group, 1),
-    ...bnParams(`${u.prefix}.branch_main_2.3`, branchOut),
+    ...bnParams(`${u.prefix}.branch_main_2.3`, branchOut, u.stride === 1 && zeroInitResidual ? 0 : 1),
   };
 }
 
@@ -78,7 +85,7 @@ export function channelShuffle(x: Tensor, groups: number): Tensor {
 
 export const shufflenet = defineModel<ShuffleNetConfig>({
   name: 'shufflenet',
-  defaults: { size: '2.0x', group: 3, classes: 10, stem: 'cifar', resolution: 0 },
+  defaults: { size: '2.0x', group: 3, classes: 10, stem: 'cifar', resolution: 0, zeroInitResidual: false },
 
   configure(o) {
     const cfg: ShuffleNetConfig = { ...this.defaults, ...o };
@@ -97,7 +104,7 @@ export const shufflenet = defineModel<ShuffleNetConfig>({
     return {
       'first_conv.0.weight': convParam(channels[0]!, 3, 3),
       ...bnParams('first_conv.1', channels[0]!),
-      ...Object.assign({}, ...units(cfg).map((u) => unitParams(u, cfg.group))),
+      ...Object.assign({}, ...units(cfg).map((u) => unitParams(u, cfg.group, cfg.zeroInitResidual))),
       'classifier.weight': { shape: [cfg.classes, last], role: 'param', init: { kind: 'normal', std: 0.01 } },
       'classifier.bias': { shape: [cfg.classes], role: 'param', init: { kind: 'const', value: 0 } },
     };

@@ -44,20 +44,21 @@ export function modelConfig(values: ParsedArgs['values'], base: Partial<ShuffleN
   if (values.classes !== undefined) o.classes = positiveInt('classes', values.classes, 10);
   if (typeof values.stem === 'string') o.stem = values.stem as ShuffleNetConfig['stem'];
   if (values.resolution !== undefined) o.resolution = positiveInt('resolution', values.resolution, 32);
+  if (values['zero-init-residual']) o.zeroInitResidual = true;
   return shufflenet.configure!(o);
 }
 
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train ShuffleNetV1 on CIFAR-10 (checkpoints, --resume, JSONL log, loss curve)',
-  usage: 'tsc-nn train --data PATH|--download [--size 0.5x] [--group 3] [--stem cifar|imagenet] [--classes 10] [--batch 128] [--epochs 250] [--lr 0.05] [--lr-end 0.0005] [--warmup-epochs 4] [--resolution 32] [--seed 1] [--backend auto] [--out DIR] [--max-steps N] [--save-every N] [--keep 5] [--resume CHECKPOINT] [--no-eval]',
+  usage: 'tsc-nn train --data PATH|--download [--size 2.0x] [--group 3] [--stem cifar|imagenet] [--classes 10] [--batch 128] [--epochs 250] [--lr 0.05] [--lr-end 0.0005] [--warmup-epochs 4] [--resolution 32] [--seed 1] [--backend auto] [--out DIR] [--max-steps N] [--save-every N] [--keep 5] [--resume CHECKPOINT] [--no-eval] [--zero-init-residual]',
   options: {
     ...dataOptions,
     size: { type: 'string' }, group: { type: 'string' }, stem: { type: 'string' }, classes: { type: 'string' },
     batch: { type: 'string' }, epochs: { type: 'string' }, lr: { type: 'string' }, 'lr-end': { type: 'string' },
     'warmup-epochs': { type: 'string' }, resolution: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     out: { type: 'string' }, 'max-steps': { type: 'string' }, 'save-every': { type: 'string' }, keep: { type: 'string' },
-    resume: { type: 'string' }, 'no-eval': { type: 'boolean' },
+    resume: { type: 'string' }, 'no-eval': { type: 'boolean' }, 'zero-init-residual': { type: 'boolean' },
   },
   async run({ values }) {
     const resumed = typeof values.resume === 'string' ? await loadCheckpoint(values.resume) : undefined;
