@@ -34,7 +34,7 @@ import { momentumSgd, momentumName, SEED_MOMENTUM } from '../src/passes/optimize
 import { isIndexRemapping } from '../src/passes/fuse-index-remapping';
 import { passesFor, runPasses } from '../src/passes/pipeline';
 import { createExecutor } from '../src/runtime/executor';
-import { createBackend, type Backend } from '../src/runtime/backend';
+import { availableBackends, createBackend, type Backend } from '../src/runtime/backend';
 import { initParams } from '../src/runtime/init';
 import { relL2, uniform } from './helpers';
 
@@ -43,7 +43,12 @@ const BACKWARD_TOL = 1e-4;
 // gpu.js's cpu backend computes in float64 and rounds only what it stores; wasm computes and accumulates in float32
 // (as a GPU does), so long sums and batch statistics of a few elements carry float32 rounding (measured: forward
 // up to 1.5e-6 and BN running variances up to 1.2e-5 at batch 1, gradients up to 8e-5).
-const TOLERANCES = { cpu: { forward: FORWARD_TOL, backward: BACKWARD_TOL }, wasm: { forward: 5e-5, backward: 3e-4 } } as const;
+const FLOAT32 = { forward: 5e-5, backward: 3e-4 } as const;
+const TOLERANCES = { cpu: { forward: FORWARD_TOL, backward: BACKWARD_TOL }, wasm: FLOAT32, webgpu: FLOAT32, gl: FLOAT32 } as const;
+// The GPU backends (WebGPU on Dawn, headless GL), where they start, check the 0.5x g3 cifar configuration.
+const GPU_BACKENDS = (['webgpu', 'gl'] as const).filter((b) => availableBackends().includes(b));
+const backendsFor = (c: Config): readonly (keyof typeof TOLERANCES)[] =>
+  (c.size === '0.5x' && c.group === 3 && c.stem === 'cifar' ? [...CHECKED_BACKENDS, ...GPU_BACKENDS] : CHECKED_BACKENDS);
 const LR = 0.5;
 
 interface Config { readonly size: Size; readonly group: number; readonly stem: Stem; readonly batch: number }
@@ -237,7 +242,7 @@ describe('ShuffleNetV1 compiled on gpu.js cpu and on wasm equals the float64 ref
       expect(inferGraph.nodes.filter((n) => n.op === 'batch_norm_infer' || n.fused?.includes('batch_norm_infer'))).toEqual([]);
       expect(inferProgram.passes[0]!.changed).toEqual({ folded: infer.nodes.filter((n) => n.op === 'batch_norm_infer').length });
       expect(dataMovementKernels(inferGraph)).toEqual([]);
-      for (const name of CHECKED_BACKENDS) {
+      for (const name of backendsFor(c)) {
         const backend = createBackend(name);
         // Compiled training step (the full train pipeline), then BN-folded inference.
         t = performance.now();

@@ -5,19 +5,24 @@
 import * as os from 'node:os';
 import { GPU } from 'gpu.js';
 import { UserError } from '../ir/errors';
+import { trace } from '../ir/trace';
+import { scale } from '../ir/ops';
+import { WebGpuExecutor } from './webgpu-executor';
 
-export const BACKENDS = ['wasm', 'js', 'cpu', 'webasm', 'gl'] as const;
+export const BACKENDS = ['wasm', 'js', 'cpu', 'webasm', 'gl', 'webgpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 type OwnBackend = 'wasm' | 'js';
-type GpujsBackend = Exclude<BackendName, OwnBackend>;
+type GpujsBackend = Exclude<BackendName, OwnBackend | 'webgpu'>;
 const gpujsMode: Record<GpujsBackend, string> = { cpu: 'cpu', webasm: 'webasm', gl: 'headlessgl' };
 const kernelClass: Record<GpujsBackend, string> = { cpu: 'CPUKernel', webasm: 'WebAssemblyKernel', gl: 'HeadlessGLKernel' };
 
 export interface Backend {
   readonly name: BackendName;
-  /** `gpujs`: kernels run through gpu.js; `wasm` / `js`: tsc-nn's own CPU targets. */
-  readonly kind: 'gpujs' | OwnBackend;
+  /** `gpujs`: kernels run through gpu.js; `webgpu`: gpu.js's WebGPU kernels on Dawn; `wasm` / `js`: tsc-nn's own CPU targets. */
+  readonly kind: 'gpujs' | 'webgpu' | OwnBackend;
+  /** What really runs: the gpu.js kernel class, or Dawn's backend and adapter. */
+  readonly device?: string;
   readonly gpu?: GPU;
   /** Threads the wasm and js backends run kernels on (TSC_NN_THREADS, default: up to 2 cores). */
   readonly threads: number;
@@ -49,6 +54,23 @@ function probe(name: GpujsBackend): { gpu: GPU } | { error: string } {
   return { gpu };
 }
 
+/** Start Dawn on a device thread with a one-kernel program and check what it computes. */
+function probeWebgpu(): { device: string } | { error: string } {
+  let executor: WebGpuExecutor | undefined;
+  try {
+    const g = trace({ params: {}, inputs: { a: [2] } }, (_p, x) => scale(x.a!, 2));
+    executor = new WebGpuExecutor(g);
+    const r = Object.values(executor.run({ a: new Float32Array([1, 2]) }))[0]!;
+    if (r[0] !== 2 || r[1] !== 4) return { error: 'the probe kernel computed wrong values' };
+    return { device: executor.device };
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0]!;
+    return { error: /Cannot find module 'dawn-webgpu'/.test(why) ? 'the optional package dawn-webgpu (npm:webgpu@0.6.2) is not installed' : why };
+  } finally {
+    executor?.close();
+  }
+}
+
 const cache = new Map<BackendName, Backend>();
 
 export function isBackendName(s: string): s is BackendName {
@@ -71,9 +93,19 @@ export function createBackend(requested: string): Backend {
       cache.set(name, b);
       return b;
     }
+    if (name === 'webgpu') {
+      const p = probeWebgpu();
+      if ('device' in p) {
+        const b: Backend = { name, kind: 'webgpu', device: p.device, threads: 1 };
+        cache.set(name, b);
+        return b;
+      }
+      errors.push(`webgpu: ${p.error}`);
+      continue;
+    }
     const p = probe(name);
     if ('gpu' in p) {
-      const b: Backend = { name, kind: 'gpujs', gpu: p.gpu, threads: 1 };
+      const b: Backend = { name, kind: 'gpujs', gpu: p.gpu, device: kernelClass[name], threads: 1 };
       cache.set(name, b);
       return b;
     }

@@ -8,6 +8,7 @@ import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lo
 import { printGpujsKernel } from '../codegen/gpujs';
 import { JsExecutor } from './js-executor';
 import { WasmExecutor } from './wasm-executor';
+import { WebGpuExecutor } from './webgpu-executor';
 import type { Backend } from './backend';
 
 /** A kernel ready to run: reads its inputs, writes its output into `out` (or returns a new array). */
@@ -33,6 +34,7 @@ export function createExecutor(graph: Graph, backend: Backend, opts: ExecutorOpt
     case 'wasm': return new WasmExecutor(graph, backend.threads, opts);
     case 'js': return new JsExecutor(graph, backend.threads, opts);
     case 'gpujs': return new GpujsExecutor(graph, backend, opts);
+    case 'webgpu': return new WebGpuExecutor(graph, opts);
   }
 }
 
