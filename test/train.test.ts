@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { writeCifarBin } from '../src/runtime/data/cifar10';
 import { loadCheckpoint } from '../src/runtime/checkpoint/model-checkpoint';
 import { makeRecords, useTempDir, writeBatchesFolder } from './data/helpers';
+import { availableBackends } from '../src/runtime/backend';
 
 const root = path.resolve(__dirname, '..');
 const tmp = useTempDir('tsc-nn-train-');
@@ -68,6 +69,22 @@ describe('tsc-nn train', () => {
     // Four steps moved the weights away from their initial values (a BN bias starts at 0).
     expect(ckpt.tensors.get('first_conv.1.bias')!.some((v) => v !== 0)).toBe(true);
   });
+
+  it('trains on every other backend that starts here (wasm, js, and the GPU backends webgpu and gl) with the losses of cpu', () => {
+    const losses = (backend: string): number[] => {
+      const out = path.join(tmp(), `on-${backend}`);
+      const r = cli('train', '--data', data, ...small.slice(0, -1), backend, '--max-steps', '2', '--out', out);
+      expect(r.status, r.stderr).toBe(0);
+      return readLog(out).map((l) => l.loss);
+    };
+    const reference = losses('cpu');
+    const others = availableBackends().filter((b) => b !== 'cpu' && b !== 'webasm');
+    expect(others).toEqual(expect.arrayContaining(['wasm', 'js']));
+    for (const b of others) {
+      const got = losses(b);
+      got.forEach((l, i) => expect(Math.abs(l - reference[i]!), `${b} step ${i + 1}: ${l} vs cpu ${reference[i]}`).toBeLessThan(1e-4));
+    }
+  }, 600_000);
 
   it('resumes exactly: 2 steps, then --resume for 2 more, equals 4 uninterrupted steps', async () => {
     const full = path.join(tmp(), 'full');

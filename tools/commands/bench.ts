@@ -48,7 +48,7 @@ export const benchCommand: Command = {
     }
     const macs = executor.kernels.reduce((p, k) => p + k.macs, 0);
     const result = {
-      model: 'shufflenet', ...config, mode, batch, backend: backend.name, threads: backend.threads,
+      model: 'shufflenet', ...config, mode, batch, backend: backend.name, device: backend.device ?? 'cpu', threads: backend.threads,
       compileMs: Math.round(compileMs), programCached: program.cached, ...timed, gflops: (2 * macs) / timed.medianStepMs / 1e6, peakRssMb: peakRssMb(),
     };
     if (values.json) console.log(JSON.stringify(result));
