@@ -2,8 +2,7 @@
 // wasm backend, against the ceiling the shared notes measured for hand-written WebAssembly SIMD on this machine.
 import { trace } from '../../src/ir/trace';
 import * as ops from '../../src/ir/ops';
-import { createBackend } from '../../src/runtime/backend';
-import { createExecutor } from '../../src/runtime/executor';
+import { WasmExecutor } from '../../src/runtime/wasm-executor';
 import { uniform } from '../../src/runtime/random';
 import { sizeOf } from '../../src/ir/graph';
 import { median, timeSteps } from './measure';
@@ -18,15 +17,15 @@ export const CONV_CASES = [
 
 export interface ConvResult { readonly name: string; readonly medianMs: number; readonly gflops: number; readonly minMs: number; readonly maxMs: number }
 
+/** The kernel alone: inputs are fed once, then only the kernel runs (no copies in or out). */
 export async function benchGroupConvs(steps = 30): Promise<ConvResult[]> {
-  const backend = createBackend('wasm');
   const results: ConvResult[] = [];
   for (const c of CONV_CASES) {
     const g = trace({ params: {}, inputs: { x: [...c.x], w: [...c.w] } }, (_p, t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
-    const executor = createExecutor(g, backend);
-    const feeds = { x: uniform(sizeOf(c.x), 1), w: uniform(sizeOf(c.w), 2) };
+    const executor = new WasmExecutor(g, 2);
+    executor.feed({ x: uniform(sizeOf(c.x), 1), w: uniform(sizeOf(c.w), 2) });
     try {
-      const { times } = await timeSteps(() => executor.run(feeds), steps);
+      const { times } = await timeSteps(() => executor.runKernels(), steps);
       const ms = median(times);
       const flops = 2 * executor.kernels.reduce((p, k) => p + k.macs, 0);
       results.push({ name: c.name, medianMs: ms, minMs: Math.min(...times), maxMs: Math.max(...times), gflops: flops / (ms * 1e6) });

@@ -98,7 +98,11 @@ function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, out: { type: 'string' }, rounds: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' } } });
+  const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, 'conv-only': { type: 'boolean' }, out: { type: 'string' }, rounds: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' } } });
+  if (values['conv-only']) {
+    for (const c of await benchGroupConvs(200)) console.log(JSON.stringify(c));
+    return;
+  }
   const smoke = Boolean(values.smoke);
   const configs = smoke ? SMOKE : CONFIGS;
   const rounds = Number(values.rounds ?? (smoke ? 1 : 2));
