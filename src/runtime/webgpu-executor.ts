@@ -66,7 +66,11 @@ async function run({ id }) {
   try {
     for (let i = 0; i < kernels.length; i++) {
       const k = kernels[i];
-      values.set(k.node, await compiled[i](...k.inputs.map((n) => values.get(n))));
+      try {
+        values.set(k.node, await compiled[i](...k.inputs.map((n) => values.get(n))));
+      } catch (e) {
+        throw new Error('kernel ' + k.name + ' [' + k.shape.join(', ') + ']: ' + (e && e.message || e));
+      }
       for (const n of k.frees) { const v = values.get(n); if (v && v.delete) v.delete(); values.delete(n); }
     }
     for (const o of outputs) {
@@ -188,7 +192,7 @@ export class WebGpuExecutor implements Executor {
     const kernels = this.kernels.map((k) => {
       const src = printGpujsKernel(k);
       return {
-        node: k.node, source: src.source, output: src.output, loopMaxIterations: src.loopMaxIterations,
+        node: k.node, name: k.name, shape: k.output.shape, source: src.source, output: src.output, loopMaxIterations: src.loopMaxIterations,
         inputs: k.inputs.map((i) => i.node),
         frees: [...new Set(k.inputs.map((i) => i.node))].filter((n) => lastReader.get(n) === k.node && !kept.has(n) && !isSource(graph.node(n))),
       };
