@@ -13,12 +13,20 @@ export const EXACT_INDEX_LIMIT = 2 ** 24;
  */
 export interface TensorLayout { readonly shape: readonly number[]; readonly split: number }
 
+/**
+ * The 2-D view is the most balanced split (smallest larger half): a GPU dispatches each view dimension on its own
+ * grid axis, and WebGPU caps one axis at 65,535 workgroups (8 threads each for gpu.js's 2-D kernels).
+ */
 export function layoutFor(shape: readonly number[]): TensorLayout {
   if (sizeOf(shape) <= EXACT_INDEX_LIMIT) return { shape, split: 0 };
+  let best: TensorLayout | undefined;
+  let bestExtent = EXACT_INDEX_LIMIT + 1;
   for (let split = 1; split < shape.length; split++) {
-    if (sizeOf(shape.slice(split)) <= EXACT_INDEX_LIMIT && sizeOf(shape.slice(0, split)) <= EXACT_INDEX_LIMIT) return { shape, split };
+    const extent = Math.max(sizeOf(shape.slice(0, split)), sizeOf(shape.slice(split)));
+    if (extent < bestExtent) { best = { shape, split }; bestExtent = extent; }
   }
-  throw new Error(`tensor [${shape.join(', ')}] cannot be indexed exactly in float32: no axis split keeps both halves below 2^24`);
+  if (!best) throw new Error(`tensor [${shape.join(', ')}] cannot be indexed exactly in float32: no axis split keeps both halves below 2^24`);
+  return best;
 }
 
 export interface LoweredKernel {
