@@ -4,6 +4,7 @@
 import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
 import type { LoweredKernel } from '../codegen/lower';
 import { planMemory } from '../passes/memory-plan';
+import { checkedFeeds } from './feeds';
 import type { HelperThread } from './helper-thread';
 import type { Executor, ExecutorOptions } from './executor';
 
@@ -65,13 +66,7 @@ export abstract class ArenaExecutor implements Executor {
 
   /** Copy every source into the arena. */
   feed(feeds: Readonly<Record<string, Float32Array>>): void {
-    for (const n of this.graph.sources()) {
-      const v = feeds[n.name!];
-      if (!v) throw new Error(`no value fed for ${n.op} ${n.name}`);
-      const p = this.layout.place.get(n.id)!;
-      if (v.length !== p.length) throw new Error(`${n.name}: fed ${v.length} values, shape [${n.shape.join(', ')}] needs ${p.length}`);
-      this.floats.set(v, p.offset);
-    }
+    for (const { node, value } of checkedFeeds(this.graph, feeds)) this.floats.set(value, this.layout.place.get(node)!.offset);
   }
 
   /** Run every kernel on what the arena holds (benchmarks time kernels alone this way). */

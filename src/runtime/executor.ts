@@ -1,6 +1,6 @@
 // Runs a compiled graph on a backend. gpu.js kernels are printed once, compiled through gpu.js and cached by
 // source; each run feeds the sources, calls the kernels in order, and drops every intermediate after its last
-// reader (gpu.js allocates its own results). tsc-nn's own CPU targets have arena executors
+// reader (gpu.js allocates its own results: textures on gl, arrays on cpu and webasm). tsc-nn's own CPU targets have arena executors
 // (wasm-executor.ts, js-executor.ts).
 import { Input, type IGPUKernelSettings, type IKernelRunShortcut } from 'gpu.js';
 import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
@@ -10,9 +10,7 @@ import { JsExecutor } from './js-executor';
 import { WasmExecutor } from './wasm-executor';
 import { WebGpuExecutor } from './webgpu-executor';
 import type { Backend } from './backend';
-
-/** A kernel ready to run: reads its inputs, writes its output into `out` (or returns a new array). */
-type RunKernel = (inputs: readonly Float32Array[], out: Float32Array | undefined) => Float32Array;
+import { checkedFeeds } from './feeds';
 
 const gpujsCache = new WeakMap<object, Map<string, IKernelRunShortcut>>();
 
@@ -45,7 +43,21 @@ function toGpujsArg(data: Float32Array, layout: TensorLayout): unknown {
   return new Input(data as unknown as number[], [cols, data.length / cols]);
 }
 
-function compileGpujs(backend: Backend, k: LoweredKernel): RunKernel {
+/** gpu.js returns a 2-D output as rows: copy them into one flat array (a poisoned `out` shows rows that are short). */
+function flatten(result: Float32Array | Float32Array[], size: number, out?: Float32Array): Float32Array {
+  const rows = result instanceof Float32Array ? [result] : result;
+  if (!out && rows.length === 1 && rows[0]!.length === size) return rows[0]!;
+  const dst = out ?? new Float32Array(size);
+  let off = 0;
+  for (const r of rows) { dst.set(r.subarray(0, Math.min(r.length, size - off)), off); off += r.length; }
+  return dst;
+}
+
+/** A texture gpu.js keeps on the device (pipeline mode): read back with toArray, freed with delete. */
+interface DeviceTexture { toArray(): Float32Array | Float32Array[]; delete(): void }
+const isTexture = (v: unknown): v is DeviceTexture => typeof (v as DeviceTexture).delete === 'function';
+
+function compileGpujs(backend: Backend, k: LoweredKernel, onDevice: boolean): IKernelRunShortcut {
   const src = printGpujsKernel(k);
   let byBackend = gpujsCache.get(backend);
   if (!byBackend) { byBackend = new Map(); gpujsCache.set(backend, byBackend); }
@@ -53,56 +65,60 @@ function compileGpujs(backend: Backend, k: LoweredKernel): RunKernel {
   let kernel = byBackend.get(key);
   if (!kernel) {
     // Loops have constant bounds; the cap is still raised above them so gpu.js can never cut one short.
-    const settings = { output: [...src.output], tactic: 'precision', loopMaxIterations: src.loopMaxIterations };
+    // On the device every call returns a new texture (`immutable`): a kernel shared by two nodes must not
+    // overwrite the result the first one returned.
+    const settings = { output: [...src.output], tactic: 'precision', loopMaxIterations: src.loopMaxIterations, pipeline: onDevice, immutable: onDevice };
     kernel = backend.gpu!.createKernel(src.source, settings as IGPUKernelSettings);
     byBackend.set(key, kernel);
   }
-  const fn = kernel;
-  const size = sizeOf(k.output.shape);
-  return (inputs, out) => {
-    const result = fn(...inputs.map((d, i) => toGpujsArg(d, k.inputs[i]!.layout)));
-    // A 2-D output comes back as rows; a poisoned `out` catches a kernel that computes too few elements.
-    const rows = result instanceof Float32Array ? [result] : (result as Float32Array[]);
-    if (!out && rows.length === 1 && rows[0]!.length === size) return rows[0]!;
-    const dst = out ?? new Float32Array(size);
-    let off = 0;
-    for (const r of rows) { dst.set(r.subarray(0, Math.min(r.length, size - off)), off); off += r.length; }
-    return dst;
-  };
+  return kernel;
 }
 
+/**
+ * gpu.js's own backends. On `gl` every result stays on the device as a texture between kernels and is deleted
+ * after its last reader; only the graph outputs are read back. On `cpu` and `webasm` results are arrays.
+ */
 class GpujsExecutor implements Executor {
   readonly kernels: readonly LoweredKernel[];
-  private readonly runners: readonly RunKernel[];
+  private readonly compiled: readonly IKernelRunShortcut[];
   private readonly lastUse: number[];
+  private readonly onDevice: boolean;
 
   constructor(readonly graph: Graph, readonly backend: Backend, private readonly opts: ExecutorOptions = {}) {
     this.kernels = lowerGraph(graph);
-    this.runners = this.kernels.map((k) => compileGpujs(backend, k));
+    this.onDevice = backend.name === 'gl';
+    this.compiled = this.kernels.map((k) => compileGpujs(backend, k, this.onDevice));
     this.lastUse = graph.nodes.map(() => -1);
     graph.nodes.forEach((n) => n.inputs.forEach((i) => { this.lastUse[i] = n.id; }));
     for (const o of graph.outputs) this.lastUse[o.node] = Infinity;
   }
 
   close(): void {
-    // gpu.js results are garbage-collected arrays on these backends.
+    // Every texture a run creates is deleted before it returns; gpu.js's arrays are garbage-collected.
   }
 
   run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
-    const values = new Map<number, Float32Array>();
-    for (const n of this.graph.nodes) {
-      if (!isSource(n)) continue;
-      const v = feeds[n.name!];
-      if (!v) throw new Error(`no value fed for ${n.op} ${n.name}`);
-      if (v.length !== sizeOf(n.shape)) throw new Error(`${n.name}: fed ${v.length} values, shape [${n.shape.join(', ')}] needs ${sizeOf(n.shape)}`);
-      values.set(n.id, v);
+    const values = new Map<number, Float32Array | DeviceTexture>(checkedFeeds(this.graph, feeds).map((f) => [f.node, f.value]));
+    const arg = (v: Float32Array | DeviceTexture, layout: TensorLayout): unknown => (isTexture(v) ? v : toGpujsArg(v, layout));
+    try {
+      this.kernels.forEach((k, i) => {
+        const result = this.compiled[i]!(...k.inputs.map((inp) => arg(values.get(inp.node)!, inp.layout))) as unknown;
+        if (isTexture(result)) values.set(k.node, result);
+        else {
+          const size = sizeOf(k.output.shape);
+          values.set(k.node, flatten(result as Float32Array | Float32Array[], size, this.opts.poison ? new Float32Array(size).fill(NaN) : undefined));
+        }
+        for (const inp of k.inputs) {
+          if (this.lastUse[inp.node] !== k.node || isSource(this.graph.node(inp.node))) continue;
+          const v = values.get(inp.node);
+          if (v && isTexture(v)) v.delete();
+          values.delete(inp.node);
+        }
+      });
+      const read = (v: Float32Array | DeviceTexture, size: number): Float32Array => (isTexture(v) ? flatten(v.toArray(), size) : v);
+      return Object.fromEntries(this.graph.outputs.map((o) => [outputKey(o), read(values.get(o.node)!, sizeOf(this.graph.node(o.node).shape))]));
+    } finally {
+      for (const v of values.values()) if (isTexture(v)) v.delete();
     }
-    this.kernels.forEach((k, i) => {
-      const size = sizeOf(k.output.shape);
-      const out = this.opts.poison ? new Float32Array(size).fill(NaN) : undefined;
-      values.set(k.node, this.runners[i]!(k.inputs.map((inp) => values.get(inp.node)!), out));
-      for (const inp of k.inputs) if (this.lastUse[inp.node] === k.node && !isSource(this.graph.node(inp.node))) values.delete(inp.node);
-    });
-    return Object.fromEntries(this.graph.outputs.map((o) => [outputKey(o), values.get(o.node)!]));
   }
 }

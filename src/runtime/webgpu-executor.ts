@@ -11,6 +11,7 @@ import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
 import type { Executor, ExecutorOptions } from './executor';
+import { checkedFeeds } from './feeds';
 
 /** Dawn backends to try, in order: Vulkan on a machine with a GPU, OpenGL (Mesa, EGL surfaceless) without one. */
 export const DAWN_BACKENDS = ['vulkan', 'opengl'] as const;
@@ -208,13 +209,7 @@ export class WebGpuExecutor implements Executor {
   }
 
   run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
-    for (const n of this.graph.sources()) {
-      const v = feeds[n.name!];
-      if (!v) throw new Error(`no value fed for ${n.op} ${n.name}`);
-      const p = this.sourcesAt.get(n.id)!;
-      if (v.length !== p.length) throw new Error(`${n.name}: fed ${v.length} values, shape [${n.shape.join(', ')}] needs ${p.length}`);
-      this.floats.set(v, p.offset);
-    }
+    for (const { node, value } of checkedFeeds(this.graph, feeds)) this.floats.set(value, this.sourcesAt.get(node)!.offset);
     // Poisoned outputs show any element the device thread did not copy back.
     if (this.opts.poison) for (const p of this.outputsAt.values()) this.floats.fill(NaN, p.offset, p.offset + p.length);
     this.thread.request({ op: 'run', id: this.id });
