@@ -1,49 +1,61 @@
-// Memory planning: every kernel output gets a buffer, and a buffer whose last reader has run is reused by a
-// later kernel that fits in it (greedy best fit over the execution order, as XLA's and TVM's planners do).
-// Sources (parameters, state, inputs) live outside the plan; outputs stay live to the end of the step.
+// Memory planning: every kernel output gets a byte range of one arena, and two outputs share bytes only when their
+// lifetimes [defining kernel, last reader] do not overlap. Placement is greedy by size (as TFLite's and XLA's heap
+// planners): the largest tensors first, each at the lowest offset free for its whole lifetime, so big activations
+// pack tightly and small ones fill the gaps. Graph outputs live to the end of the step; sources live outside.
 import { isSource, sizeOf, type Graph } from '../ir/graph';
 
 export interface MemoryPlan {
-  /** Buffer id of each compute node (by node id; sources have none). */
-  readonly bufferOf: Readonly<Record<number, number>>;
-  /** Size in bytes of each buffer. */
-  readonly bufferBytes: readonly number[];
-  /** Bytes of all planned buffers: the most intermediate memory a step holds. */
+  /** Byte offset in the arena of each compute node's output (by node id; sources have none). */
+  readonly offsetOf: Readonly<Record<number, number>>;
+  /** Bytes of the arena: the most intermediate memory a step holds. */
   readonly peakBytes: number;
-  /** Bytes if every intermediate had its own buffer. */
+  /** The least any placement could need: the most bytes alive at one moment. */
+  readonly liveBytes: number;
+  /** Bytes if every intermediate had its own range. */
   readonly naiveBytes: number;
   /** Bytes of parameters, state and inputs. */
   readonly sourceBytes: number;
 }
 
 const BYTES = 4;
+/** Every offset is a multiple of 16 bytes: one WebAssembly SIMD vector. */
+export const PLAN_ALIGN_BYTES = 16;
 
-export function planMemory(g: Graph): MemoryPlan {
+interface Lifetime { readonly node: number; readonly bytes: number; readonly from: number; readonly to: number }
+
+/** Each compute node's lifetime: from the kernel that writes it to its last reader (outputs: the end). */
+function lifetimes(g: Graph): Lifetime[] {
   const lastUse = g.nodes.map((n) => n.id);
   for (const n of g.nodes) for (const i of n.inputs) lastUse[i] = Math.max(lastUse[i]!, n.id);
   for (const o of g.outputs) lastUse[o.node] = Infinity;
-  const bufferOf: Record<number, number> = {};
-  const bufferBytes: number[] = [];
-  const free: number[] = [];
-  const dying = new Map<number, number[]>();
-  let naiveBytes = 0;
-  let sourceBytes = 0;
-  for (const n of g.nodes) {
-    const bytes = sizeOf(n.shape) * BYTES;
-    if (isSource(n)) { sourceBytes += bytes; continue; }
-    naiveBytes += bytes;
-    // Best fit among free buffers; otherwise a new one.
-    let best = -1;
-    for (let k = 0; k < free.length; k++) {
-      const b = free[k]!;
-      if (bufferBytes[b]! >= bytes && (best < 0 || bufferBytes[b]! < bufferBytes[free[best]!]!)) best = k;
+  return g.nodes.filter((n) => !isSource(n)).map((n) => ({
+    node: n.id, bytes: Math.ceil((sizeOf(n.shape) * BYTES) / PLAN_ALIGN_BYTES) * PLAN_ALIGN_BYTES, from: n.id, to: lastUse[n.id]!,
+  }));
+}
+
+/** A kernel writes its output while it reads its inputs, so lifetimes that touch at one kernel overlap. */
+const overlaps = (a: Lifetime, b: Lifetime): boolean => a.from <= b.to && b.from <= a.to;
+
+export function planMemory(g: Graph): MemoryPlan {
+  const tensors = lifetimes(g);
+  const placed: { life: Lifetime; offset: number }[] = [];
+  const offsetOf: Record<number, number> = {};
+  let peakBytes = 0;
+  for (const life of [...tensors].sort((a, b) => b.bytes - a.bytes || a.from - b.from)) {
+    const busy = placed.filter((p) => overlaps(p.life, life)).sort((a, b) => a.offset - b.offset);
+    let offset = 0;
+    for (const p of busy) {
+      if (offset + life.bytes <= p.offset) break;
+      offset = Math.max(offset, p.offset + p.life.bytes);
     }
-    const buffer = best >= 0 ? free.splice(best, 1)[0]! : bufferBytes.push(bytes) - 1;
-    bufferOf[n.id] = buffer;
-    const end = lastUse[n.id]!;
-    if (Number.isFinite(end)) dying.set(end, [...(dying.get(end) ?? []), buffer]);
-    // Inputs whose last reader is this node are free once it has run.
-    for (const b of dying.get(n.id) ?? []) if (b !== buffer) free.push(b);
+    placed.push({ life, offset });
+    offsetOf[life.node] = offset;
+    peakBytes = Math.max(peakBytes, offset + life.bytes);
   }
-  return { bufferOf, bufferBytes, peakBytes: bufferBytes.reduce((a, b) => a + b, 0), naiveBytes, sourceBytes };
+  // The most bytes alive at once, at the start of each kernel (lifetimes are closed intervals of kernels).
+  let liveBytes = 0;
+  for (const t of tensors) liveBytes = Math.max(liveBytes, tensors.reduce((s, u) => (u.from <= t.from && t.from <= u.to ? s + u.bytes : s), 0));
+  const naiveBytes = tensors.reduce((s, t) => s + t.bytes, 0);
+  const sourceBytes = g.nodes.filter(isSource).reduce((s, n) => s + sizeOf(n.shape) * BYTES, 0);
+  return { offsetOf, peakBytes, liveBytes, naiveBytes, sourceBytes };
 }

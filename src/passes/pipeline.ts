@@ -8,6 +8,7 @@ import { fuseEpilogues } from './fuse-epilogues';
 import { gradients } from './autodiff';
 import { momentumSgd, type MomentumOptions, SEED_MOMENTUM } from './optimizer';
 import { planMemory, type MemoryPlan } from './memory-plan';
+import { scheduleUpdatesEarly } from './schedule';
 
 export interface PassRecord {
   readonly pass: string;
@@ -38,6 +39,7 @@ export function passesFor(mode: 'train' | 'infer', optimizer: MomentumOptions = 
     { name: 'autodiff', run: (g) => gradients(g) },
     { name: 'optimizer (momentum SGD)', run: (g) => momentumSgd(g, optimizer) },
     ...fusion,
+    { name: 'schedule (updates as soon as their gradients exist)', run: scheduleUpdatesEarly },
   ];
 }
 

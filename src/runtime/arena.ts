@@ -1,10 +1,10 @@
 // What tsc-nn's two CPU executors (wasm, js) share: every tensor at a fixed place of one arena laid out by the
-// memory plan (planned intermediate buffers, then sources and outputs each at its own place), feeding and reading
+// memory plan (every kernel output where the plan puts it, then each source at its own place), feeding and reading
 // it, and running each kernel, split across this thread and a helper thread when it is worth a handoff.
-import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
+import { isSource, sizeOf, type Graph } from '../ir/graph';
 import type { LoweredKernel } from '../codegen/lower';
 import { planMemory } from '../passes/memory-plan';
-import { checkedFeeds } from './feeds';
+import { checkedFeeds, collectOutputs, type OutputTargets } from './feeds';
 import type { HelperThread } from './helper-thread';
 import type { Executor, ExecutorOptions } from './executor';
 
@@ -19,17 +19,17 @@ export interface ArenaLayout {
   readonly floats: number;
 }
 
-/** Offsets (in floats) of every node; each tensor starts at a multiple of `align` after `guard` leading floats. */
+/**
+ * Offsets (in floats) of every node: compute nodes where the memory plan puts them, after `guard` leading floats
+ * (a multiple of 4); then each source at a multiple of `align` floats; then `guard` floats.
+ */
 export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
   const plan = planMemory(graph);
-  let offset = guard;
-  const alloc = (floats: number): number => { const at = offset; offset += Math.ceil(floats / align) * align; return at; };
-  const bufferAt = plan.bufferBytes.map((bytes) => alloc(bytes / 4));
-  const outputs = new Set(graph.outputs.map((o) => o.node));
+  let offset = guard + plan.peakBytes / 4;
   const place = new Map<number, Placement>();
   for (const n of graph.nodes) {
     const length = sizeOf(n.shape);
-    place.set(n.id, { offset: isSource(n) || outputs.has(n.id) ? alloc(length) : bufferAt[plan.bufferOf[n.id]!]!, length });
+    if (isSource(n)) { place.set(n.id, { offset, length }); offset += Math.ceil(length / align) * align; } else place.set(n.id, { offset: guard + plan.offsetOf[n.id]! / 4, length });
   }
   return { place, floats: offset + guard };
 }
@@ -55,13 +55,13 @@ export abstract class ArenaExecutor implements Executor {
   /** Run rows [lo, hi) of kernel `i` on this thread. */
   protected abstract call(i: number, lo: number, hi: number): void;
 
-  run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
+  run(feeds: Readonly<Record<string, Float32Array>>, into?: OutputTargets): Record<string, Float32Array> {
     this.feed(feeds);
     this.runKernels();
-    return Object.fromEntries(this.graph.outputs.map((o) => {
-      const p = this.layout.place.get(o.node)!;
-      return [outputKey(o), this.floats.slice(p.offset, p.offset + p.length)];
-    }));
+    return collectOutputs(this.graph, (node) => {
+      const p = this.layout.place.get(node)!;
+      return { view: this.floats.subarray(p.offset, p.offset + p.length), owned: false };
+    }, into);
   }
 
   /** Copy every source into the arena. */

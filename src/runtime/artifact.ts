@@ -1,5 +1,5 @@
 // The compile artifact: the IR before and after the passes, one gpu.js kernel source per kernel, the execution
-// plan (kernel order, buffers, sources, outputs) and manifest.json describing the program.
+// plan (kernel order, arena offsets, sources, outputs) and manifest.json describing the program.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isSource, type Graph, type Phase } from '../ir/graph';
@@ -26,8 +26,9 @@ export interface Manifest {
   /** Kernels of the compiled program, in all and per phase of a step. */
   readonly kernels: { readonly total: number } & Readonly<Record<Phase, number>>;
   readonly passes: readonly PassRecord[];
-  /** The memory plan's buffers in bytes, and what one buffer per intermediate would need. */
+  /** The memory plan's arena in bytes, the most bytes alive at once, and what one range per intermediate would need. */
   readonly peakBytes: number;
+  readonly liveBytes: number;
   readonly naiveBytes: number;
   readonly inputs: Readonly<Record<string, readonly number[]>>;
   readonly outputs: Readonly<Record<string, readonly number[]>>;
@@ -61,8 +62,8 @@ export function executionPlan(p: CompiledProgram) {
   const g = p.graph;
   return {
     sources: g.sources().map((n) => ({ node: n.id, role: n.op, name: n.name, shape: n.shape })),
-    kernels: lowerGraph(g).map((k) => ({ kernel: k.name, node: k.node, inputs: k.inputs.map((i) => i.node), buffer: p.plan.bufferOf[k.node], shape: k.output.shape })),
-    buffers: p.plan.bufferBytes,
+    kernels: lowerGraph(g).map((k) => ({ kernel: k.name, node: k.node, inputs: k.inputs.map((i) => i.node), arenaOffset: p.plan.offsetOf[k.node], shape: k.output.shape })),
+    arenaBytes: p.plan.peakBytes,
     outputs: g.outputs,
   };
 }

@@ -3,21 +3,24 @@
 // reader (gpu.js allocates its own results: textures on gl, arrays on cpu and webasm). tsc-nn's own CPU targets have arena executors
 // (wasm-executor.ts, js-executor.ts).
 import { Input, type IGPUKernelSettings, type IKernelRunShortcut } from 'gpu.js';
-import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
+import { isSource, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
 import { JsExecutor } from './js-executor';
 import { WasmExecutor } from './wasm-executor';
 import { WebGpuExecutor } from './webgpu-executor';
 import type { Backend } from './backend';
-import { checkedFeeds } from './feeds';
+import { checkedFeeds, collectOutputs, type OutputTargets } from './feeds';
 
 const gpujsCache = new WeakMap<object, Map<string, IKernelRunShortcut>>();
 
 export interface Executor {
   readonly kernels: readonly LoweredKernel[];
-  /** Feed every source by name; returns the graph outputs by `outputKey`. */
-  run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array>;
+  /**
+   * Feed every source by name; returns the graph outputs by `outputKey`, in new arrays or in the arrays `into`
+   * names (which may be arrays it was fed: sources are read before any output is written).
+   */
+  run(feeds: Readonly<Record<string, Float32Array>>, into?: OutputTargets): Record<string, Float32Array>;
   /** Release threads and device memory. */
   close(): void;
 }
@@ -97,7 +100,7 @@ class GpujsExecutor implements Executor {
     // Every texture a run creates is deleted before it returns; gpu.js's arrays are garbage-collected.
   }
 
-  run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
+  run(feeds: Readonly<Record<string, Float32Array>>, into?: OutputTargets): Record<string, Float32Array> {
     const values = new Map<number, Float32Array | DeviceTexture>(checkedFeeds(this.graph, feeds).map((f) => [f.node, f.value]));
     const arg = (v: Float32Array | DeviceTexture, layout: TensorLayout): unknown => (isTexture(v) ? v : toGpujsArg(v, layout));
     try {
@@ -115,8 +118,11 @@ class GpujsExecutor implements Executor {
           values.delete(inp.node);
         }
       });
-      const read = (v: Float32Array | DeviceTexture, size: number): Float32Array => (isTexture(v) ? flatten(v.toArray(), size) : v);
-      return Object.fromEntries(this.graph.outputs.map((o) => [outputKey(o), read(values.get(o.node)!, sizeOf(this.graph.node(o.node).shape))]));
+      return collectOutputs(this.graph, (node) => {
+        const v = values.get(node)!;
+        // Fed arrays are the caller's: copied unless written into a target.
+        return isTexture(v) ? { view: flatten(v.toArray(), sizeOf(this.graph.node(node).shape)), owned: true } : { view: v, owned: !isSource(this.graph.node(node)) };
+      }, into);
     } finally {
       for (const v of values.values()) if (isTexture(v)) v.delete();
     }

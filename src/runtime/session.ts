@@ -11,21 +11,23 @@ export interface StepResult { readonly loss: number; readonly logits: Float32Arr
 /** One compiled training step: forward, backward and the optimizer update. */
 export class TrainStep {
   private readonly executor: Executor;
-  constructor(readonly graph: Graph, backend: Backend, readonly tensors: TensorMap) {
+  /** The step's own copies of the tensors it was given (plus zeroed momentum), updated in place by every run. */
+  readonly tensors: TensorMap;
+  constructor(readonly graph: Graph, backend: Backend, initial: TensorMap) {
     this.executor = createExecutor(graph, backend);
+    this.tensors = new Map([...initial].map(([name, v]) => [name, v.slice()]));
     for (const s of graph.sources()) {
-      if (s.op !== 'input' && !tensors.has(s.name!)) tensors.set(s.name!, new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
+      if (s.op !== 'input' && !this.tensors.has(s.name!)) this.tensors.set(s.name!, new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
     }
   }
 
   run(image: Float32Array, label: Float32Array, lr: number): StepResult {
     const feeds: Record<string, Float32Array> = { image, label, lr: new Float32Array([lr]) };
     for (const [k, v] of this.tensors) feeds[k] = v;
-    const out = this.executor.run(feeds);
-    // Updates replace parameters and momentum; state outputs replace BN running statistics.
-    for (const o of this.graph.outputs) {
-      if (o.kind === 'update' || o.kind === 'state') this.tensors.set(o.name, out[outputKey(o)]!);
-    }
+    // Updates overwrite parameters and momentum, state outputs the BN running statistics, in the arrays fed.
+    const into: Record<string, Float32Array> = {};
+    for (const o of this.graph.outputs) if (o.kind === 'update' || o.kind === 'state') into[outputKey(o)] = this.tensors.get(o.name)!;
+    const out = this.executor.run(feeds, into);
     return { loss: out.loss![0]!, logits: out.logits! };
   }
 }

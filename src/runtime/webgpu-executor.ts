@@ -7,11 +7,11 @@
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { isSource, outputKey, sizeOf, type Graph } from '../ir/graph';
+import { isSource, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
 import type { Executor, ExecutorOptions } from './executor';
-import { checkedFeeds } from './feeds';
+import { checkedFeeds, collectOutputs, type OutputTargets } from './feeds';
 
 /** Dawn backends to try, in order: Vulkan on a machine with a GPU, OpenGL (Mesa, EGL surfaceless) without one. */
 export const DAWN_BACKENDS = ['vulkan', 'opengl'] as const;
@@ -208,15 +208,15 @@ export class WebGpuExecutor implements Executor {
     this.thread.request({ op: 'register', id: this.id, arena, kernels, sources, outputs: [...this.outputsAt.values()] });
   }
 
-  run(feeds: Readonly<Record<string, Float32Array>>): Record<string, Float32Array> {
+  run(feeds: Readonly<Record<string, Float32Array>>, into?: OutputTargets): Record<string, Float32Array> {
     for (const { node, value } of checkedFeeds(this.graph, feeds)) this.floats.set(value, this.sourcesAt.get(node)!.offset);
     // Poisoned outputs show any element the device thread did not copy back.
     if (this.opts.poison) for (const p of this.outputsAt.values()) this.floats.fill(NaN, p.offset, p.offset + p.length);
     this.thread.request({ op: 'run', id: this.id });
-    return Object.fromEntries(this.graph.outputs.map((o) => {
-      const p = this.sourcesAt.get(o.node) ?? this.outputsAt.get(o.node)!;
-      return [outputKey(o), this.floats.slice(p.offset, p.offset + p.length)];
-    }));
+    return collectOutputs(this.graph, (node) => {
+      const p = this.sourcesAt.get(node) ?? this.outputsAt.get(node)!;
+      return { view: this.floats.subarray(p.offset, p.offset + p.length), owned: false };
+    }, into);
   }
 
   close(): void {

@@ -6,7 +6,7 @@ import { compileModel } from '../../src/runtime/programs';
 import { uniform } from '../../src/runtime/random';
 import { shufflenet } from '../../src/models/shufflenet';
 import { MODES } from '../../src/frontend/build';
-import { sizeOf } from '../../src/ir/graph';
+import { outputKey, sizeOf } from '../../src/ir/graph';
 import { modelConfig } from './train';
 import { oneOf, positiveInt, type Command } from './common';
 import { peakRssMb, summarize, timeSteps } from '../bench/measure';
@@ -40,9 +40,11 @@ export const benchCommand: Command = {
       else if (s.name === 'image') feeds.image = uniform(n, 2);
       else feeds[s.name!] = new Float32Array(n);
     }
+    // As in training: updated parameters, momentum and BN statistics are written back into the arrays fed.
+    const into = Object.fromEntries(program.graph.outputs.filter((o) => o.kind === 'update' || o.kind === 'state').map((o) => [outputKey(o), feeds[o.name]!]));
     let timed;
     try {
-      timed = summarize(await timeSteps(() => executor.run(feeds), steps, budgetMs), batch);
+      timed = summarize(await timeSteps(() => executor.run(feeds, into), steps, budgetMs), batch);
     } finally {
       executor.close();
     }

@@ -46,6 +46,7 @@ export const compileCommand: Command = {
       kernels: kernelCounts(graph),
       passes: program.passes,
       peakBytes: program.plan.peakBytes,
+      liveBytes: program.plan.liveBytes,
       naiveBytes: program.plan.naiveBytes,
       inputs: Object.fromEntries(graph.sources('input').map((n) => [n.name!, n.shape])),
       outputs: Object.fromEntries(graph.outputs.map((o) => [outputKey(o), graph.node(o.node).shape])),
@@ -67,7 +68,7 @@ export const compileCommand: Command = {
     }
     const k = manifest.kernels;
     console.log(`  kernels         ${fmt(k.total)} (forward ${k.forward}, backward ${k.backward}, optimizer ${k.optimizer})`);
-    console.log(`  memory plan     ${(manifest.peakBytes / 2 ** 20).toFixed(1)} MiB of buffers (one buffer per intermediate: ${(manifest.naiveBytes / 2 ** 20).toFixed(1)} MiB)`);
+    console.log(`  memory plan     ${(manifest.peakBytes / 2 ** 20).toFixed(1)} MiB arena (most alive at once ${(manifest.liveBytes / 2 ** 20).toFixed(1)} MiB; one range per intermediate ${(manifest.naiveBytes / 2 ** 20).toFixed(1)} MiB)`);
     console.log(`  wrote ${written.length} files to ${dir} in ${ms.toFixed(0)} ms`);
   },
 };

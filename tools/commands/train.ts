@@ -83,13 +83,14 @@ export const trainCommand: Command = {
     const t0 = Date.now();
     const program = await compileModel(shufflenet, config, 'train', settings.batch);
     const shapes = tensorShapes(shufflenet, config);
-    const tensors: TensorMap = resumed ? new Map(resumed.tensors) : initParams(shufflenet.params(config), settings.seed);
+    const initial: TensorMap = resumed ? resumed.tensors : initParams(shufflenet.params(config), settings.seed);
     if (resumed) {
       const expected = new Map(shapes);
       for (const s of program.graph.sources('state')) expected.set(s.name!, s.shape);
       checkTensors(values.resume as string, resumed, expected);
     }
-    const step = new TrainStep(program.graph, backend, tensors);
+    const step = new TrainStep(program.graph, backend, initial);
+    const tensors = step.tensors;
     for (const s of program.graph.sources('state')) if (s.name!.startsWith('momentum.')) shapes.set(s.name!, s.shape);
     console.log(`compiled ${program.graph.nodes.filter((n) => n.expr).length} kernels${program.cached ? ' (cached)' : ''} in ${Date.now() - t0} ms; backend ${backend.name}`);
 

@@ -54,9 +54,11 @@ const reluGradOp = defineOp<Record<string, never>>({
 const reluOp = defineOp<Record<string, never>>({
   name: 'relu',
   compute: ([x]) => compute(x!.shape, (...i) => x!.at(...i).max(0)),
-  vjp: (g, [x]) => [reluGrad(x!, g)],
+  // relu(x) > 0 exactly where x > 0: masking with the output lets the backward pass keep only relu's result, so
+  // relu fuses into its producer (BN apply, the residual add) and that input is never stored.
+  vjp: (g, _x, y) => [reluGrad(y, g)],
 });
-/** The gradient of relu: g where x > 0, else 0. */
+/** The gradient of relu: g where x > 0, else 0 (x may be relu's input or its output). */
 export const reluGrad = (x: Tensor, g: Tensor): Tensor => reluGradOp([x, g], {});
 export const relu = (x: Tensor): Tensor => reluOp([x], {});
 
