@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Module, { SourceMap } from 'node:module';
-import ts from 'typescript';
+import type * as TS from 'typescript';
 import { UserError } from '../ir/errors';
 import { registerSourceMap } from '../ir/location';
 import * as library from '../index';
@@ -17,7 +17,11 @@ function libraryTypes(): string {
   return fs.existsSync(built) ? built : path.join(packageRoot, 'src', 'index.ts');
 }
 
-const compilerOptions: ts.CompilerOptions = {
+// The compiler is loaded when a model file is, not by every command: it costs about 46 MB of memory.
+let compiler: typeof TS | undefined;
+const typescript = (): typeof TS => (compiler ??= Module.createRequire(__filename)('typescript') as typeof TS);
+
+const compilerOptions = (ts: typeof TS): TS.CompilerOptions => ({
   strict: true,
   target: ts.ScriptTarget.ES2022,
   module: ts.ModuleKind.NodeNext,
@@ -27,11 +31,12 @@ const compilerOptions: ts.CompilerOptions = {
   types: ['node'],
   typeRoots: [path.join(packageRoot, 'node_modules', '@types')],
   paths: { 'tsc-nn': [libraryTypes()] },
-};
+});
 
 /** Type-check `file`; returns tsc-style `file:line:col: error TSnnnn: message` lines. */
 export function typeCheck(file: string): string[] {
-  const program = ts.createProgram([file], compilerOptions);
+  const ts = typescript();
+  const program = ts.createProgram([file], compilerOptions(ts));
   const diags = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
   return diags.map((d) => {
     const msg = ts.flattenDiagnosticMessageText(d.messageText, ' ');
@@ -54,6 +59,7 @@ function evaluateTs(file: string): unknown {
   const hit = loaded.get(file);
   if (hit) return hit;
   const source = fs.readFileSync(file, 'utf8');
+  const ts = typescript();
   const out = ts.transpileModule(source, {
     fileName: file,
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, sourceMap: true, esModuleInterop: true },

@@ -39,7 +39,7 @@ export function passesFor(mode: 'train' | 'infer', optimizer: MomentumOptions = 
     { name: 'autodiff', run: (g) => gradients(g) },
     { name: 'optimizer (momentum SGD)', run: (g) => momentumSgd(g, optimizer) },
     ...fusion,
-    { name: 'schedule (updates as soon as their gradients exist)', run: scheduleUpdatesEarly },
+    { name: 'schedule (updates early)', run: scheduleUpdatesEarly },
   ];
 }
 

@@ -36,12 +36,13 @@ export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
 
 export interface Split { readonly mid: number; readonly hi: number }
 
-/** Where each kernel's outermost axis is cut between the two threads (mid === hi: not split). */
-export function splitKernels(kernels: readonly LoweredKernel[], splitExtents: readonly number[], threads: number): Split[] {
+/** Where each kernel's outermost axis is cut between the two threads (mid === hi: not split), at a multiple of its align. */
+export function splitKernels(kernels: readonly LoweredKernel[], splitExtents: readonly number[], threads: number, aligns: readonly number[] = []): Split[] {
   return kernels.map((k, i) => {
     const extent = splitExtents[i]!;
-    const parallel = threads > 1 && extent >= 2 && sizeOf(k.output.shape) + k.macs >= MIN_PARALLEL_WORK;
-    return { mid: parallel ? Math.ceil(extent / 2) : (extent || 1), hi: extent || 1 };
+    const align = aligns[i] ?? 1;
+    const parallel = threads > 1 && extent >= 2 * align && sizeOf(k.output.shape) + k.macs >= MIN_PARALLEL_WORK;
+    return { mid: parallel ? Math.ceil(extent / 2 / align) * align : (extent || 1), hi: extent || 1 };
   });
 }
 

@@ -2,8 +2,9 @@
 // worker threads (wasm) and plain JavaScript loop nests (js).
 // gpu.js's `mode` only echoes the request, so every gpu.js backend is probed with a tiny kernel and reports the
 // kernel class that really ran.
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
-import { GPU } from 'gpu.js';
+import type { GPU } from 'gpu.js';
 import { UserError } from '../ir/errors';
 import { trace } from '../ir/trace';
 import { scale } from '../ir/ops';
@@ -11,6 +12,9 @@ import { WebGpuExecutor } from './webgpu-executor';
 
 export const BACKENDS = ['wasm', 'js', 'cpu', 'webasm', 'gl', 'webgpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
+
+/** gpu.js, loaded when one of its backends starts rather than by every command (it costs about 18 MB of memory). */
+export const gpujs = (): typeof import('gpu.js') => createRequire(__filename)('gpu.js') as typeof import('gpu.js');
 
 type OwnBackend = 'wasm' | 'js';
 type GpujsBackend = Exclude<BackendName, OwnBackend | 'webgpu'>;
@@ -35,7 +39,7 @@ const autoOrder: readonly BackendName[] = ['wasm', 'js'];
 function probe(name: GpujsBackend): { gpu: GPU } | { error: string } {
   let gpu: GPU;
   try {
-    gpu = new GPU({ mode: gpujsMode[name] as 'cpu' });
+    gpu = new (gpujs().GPU)({ mode: gpujsMode[name] as 'cpu' });
   } catch (e) {
     const why = name === 'gl'
       ? 'gpu.js found no headless-gl context (install the optional `gl` package, which needs Debian\'s libxi-dev, and run under `xvfb-run -a`)'

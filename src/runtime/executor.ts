@@ -2,14 +2,14 @@
 // source; each run feeds the sources, calls the kernels in order, and drops every intermediate after its last
 // reader (gpu.js allocates its own results: textures on gl, arrays on cpu and webasm). tsc-nn's own CPU targets have arena executors
 // (wasm-executor.ts, js-executor.ts).
-import { Input, type IGPUKernelSettings, type IKernelRunShortcut } from 'gpu.js';
+import type { IGPUKernelSettings, IKernelRunShortcut } from 'gpu.js';
 import { isSource, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
 import { JsExecutor } from './js-executor';
 import { WasmExecutor } from './wasm-executor';
 import { WebGpuExecutor } from './webgpu-executor';
-import type { Backend } from './backend';
+import { gpujs, type Backend } from './backend';
 import { checkedFeeds, collectOutputs, type OutputTargets } from './feeds';
 
 const gpujsCache = new WeakMap<object, Map<string, IKernelRunShortcut>>();
@@ -43,7 +43,7 @@ export function createExecutor(graph: Graph, backend: Backend, opts: ExecutorOpt
 function toGpujsArg(data: Float32Array, layout: TensorLayout): unknown {
   if (layout.split === 0) return data;
   const cols = sizeOf(layout.shape.slice(layout.split));
-  return new Input(data as unknown as number[], [cols, data.length / cols]);
+  return new (gpujs().Input)(data as unknown as number[], [cols, data.length / cols]);
 }
 
 /** gpu.js returns a 2-D output as rows: copy them into one flat array (a poisoned `out` shows rows that are short). */

@@ -56,7 +56,7 @@ export class WasmExecutor extends ArenaExecutor {
     const module = new WebAssembly.Module(assembleWatCached(wasmModule(sources, pages), path.join(cacheDir(), 'wasm')));
     const instance = new WebAssembly.Instance(module, imports(memory));
     this.fns = kernels.map((k) => instance.exports[k.name] as KernelFn);
-    this.splits = splitKernels(kernels, sources.map((s) => s.splitExtent), threads);
+    this.splits = splitKernels(kernels, sources.map((s) => s.splitExtent), threads, sources.map((s) => s.splitAlign));
     if (this.splits.some((s) => s.mid < s.hi)) {
       this.helper = new HelperThread(HELPER_SETUP, { module, memory, names: kernels.map((k) => k.name), splits: this.splits });
     }

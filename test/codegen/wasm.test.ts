@@ -43,10 +43,11 @@ describe('affine index forms', () => {
   });
 });
 
-function kernelOf(inputs: Record<string, number[]>, fn: (t: Record<string, Tensor>) => Tensor): { wat: string; k: ReturnType<typeof lowerGraph>[number] } {
+function kernelOf(inputs: Record<string, number[]>, fn: (t: Record<string, Tensor>) => Tensor): { wat: string; k: ReturnType<typeof lowerGraph>[number]; splitAlign: number } {
   const g = trace({ params: {}, inputs }, (_p, x) => fn(x));
   const k = lowerGraph(g).at(-1)!;
-  return { wat: printWasmKernel(k, { out: 1 << 20, inputs: k.inputs.map((_, i) => (2 + i) << 20) }).wat, k };
+  const src = printWasmKernel(k, { out: 1 << 20, inputs: k.inputs.map((_, i) => (2 + i) << 20) });
+  return { wat: src.wat, k, splitAlign: src.splitAlign };
 }
 const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
 
@@ -57,10 +58,14 @@ describe('the schedule of the kernels ShuffleNet spends its time in', () => {
     expect(wat).toContain('v128.load');
     expect(wat).not.toContain('replace_lane');
   });
-  it('1x1 weight gradient: lanes over the merged (y, x) plane, summed across lanes at the end', () => {
-    const { wat } = kernelOf({ g: [2, 12, 8, 8], x: [2, 24, 8, 8] }, (t) => ops.conv2dGradWeight(t.g!, t.x!, [12, 8, 1, 1], { stride: 1, padding: 0, groups: 3 }));
+  it('1x1 weight gradient: 2 x 4 outputs per block, lanes over the merged (y, x) plane, summed across lanes at the end', () => {
+    const { wat, splitAlign } = kernelOf({ g: [2, 12, 8, 8], x: [2, 24, 8, 8] }, (t) => ops.conv2dGradWeight(t.g!, t.x!, [12, 8, 1, 1], { stride: 1, padding: 0, groups: 3 }));
     expect(wat).toContain('(i32.const 64)');
-    expect(count(wat, /\(loop /g)).toBe(4); // o, c (blocked by 4), n, and one loop over the 64-pixel plane
+    expect(count(wat, /\(loop /g)).toBe(4); // o (blocked by 2), c (blocked by 4), n, and one loop over the 64-pixel plane
+    // Per step of the plane: 2 gradient rows and 4 input rows loaded, 8 products.
+    expect(count(wat, /v128\.load/g)).toBe(6);
+    expect(count(wat, /f32x4\.mul/g)).toBe(8);
+    expect(splitAlign).toBe(2); // the threads split o at an even index
     expect(wat).toContain('f32x4.extract_lane 3');
   });
   it('3x3 depthwise conv with padding: lanes along x with per-lane bounds masks', () => {
@@ -75,6 +80,19 @@ describe('the schedule of the kernels ShuffleNet spends its time in', () => {
 });
 
 describe('assembly and execution', () => {
+  it('a weight gradient blocked by 2 along its 6 output channels splits at channel 4 and equals the reference', () => {
+    const g = trace({ params: {}, inputs: { g: [8, 6, 16, 16], x: [8, 12, 16, 16] } }, (_p, t) => ops.conv2dGradWeight(t.g!, t.x!, [6, 4, 1, 1], { stride: 1, padding: 0, groups: 3 }));
+    const feeds = randomFeeds(g, 5);
+    const executor = new WasmExecutor(g, 2, { poison: true });
+    try {
+      expect((executor as unknown as { splits: { mid: number; hi: number }[] }).splits.at(-1)).toEqual({ mid: 4, hi: 6 });
+      const got = executor.run(feeds);
+      const want = evaluateOutputs(g, feeds);
+      for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
+    } finally {
+      executor.close();
+    }
+  });
   it('wabt errors name the problem', () => {
     expect(() => assembleWat('(module (func (i32.frobnicate)))')).toThrow(/wabt could not assemble the generated kernels: .*unexpected token "?i32\.frobnicate/s);
   });
