@@ -1,7 +1,6 @@
 // WAT text -> WebAssembly binary with wabt (the WebAssembly Binary Toolkit, compiled to wasm). wabt only loads
 // asynchronously, while executors are built synchronously, so a short-lived worker assembles and the caller waits
-// on an Atomics flag; binaries are cached on disk by the hash of their text, so a warm start skips wabt entirely.
-import { createHash } from 'node:crypto';
+// on an Atomics flag; binaries are cached on disk under a key the caller derives, so a warm start skips wabt.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -39,24 +38,36 @@ export function assembleWat(wat: string): Uint8Array {
   return new Uint8Array(out, 0, control[1]!).slice();
 }
 
-/** `assembleWat` with an on-disk cache in `dir` (no cache when undefined). */
-export function assembleWatCached(wat: string, dir: string | undefined): Uint8Array {
-  if (!dir) return assembleWat(wat);
-  const file = path.join(dir, `${createHash('sha256').update(wat).digest('hex').slice(0, 24)}.wasm`);
-  try {
-    const bytes = new Uint8Array(fs.readFileSync(file));
-    if (WebAssembly.validate(bytes)) return bytes;
-  } catch {
-    // Not cached yet (or unreadable): assemble.
+/**
+ * A module from the on-disk cache in `dir` under `key` (its binary and the JSON metadata stored with it), or built,
+ * assembled and stored. The key must identify the text `build` would produce (the caller hashes what determines
+ * it), so a warm start neither prints nor assembles the kernels.
+ */
+export function cachedModule<M>(dir: string | undefined, key: string, build: () => { wat: string; meta: M }): { bytes: Uint8Array; meta: M } {
+  const file = dir ? path.join(dir, `${key}.wasm`) : undefined;
+  if (file) {
+    try {
+      const bytes = new Uint8Array(fs.readFileSync(file));
+      const meta = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as M;
+      if (WebAssembly.validate(bytes)) return { bytes, meta };
+    } catch {
+      // Not cached yet (or unreadable): build.
+    }
   }
+  const { wat, meta } = build();
   const bytes = assembleWat(wat);
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
-  } catch {
-    // A read-only or full cache directory only costs the next start an assembly.
+  if (file) {
+    try {
+      fs.mkdirSync(dir!, { recursive: true });
+      // Metadata first: a binary on disk always has its metadata.
+      for (const [target, data] of [[`${file}.json`, JSON.stringify(meta)], [file, bytes]] as const) {
+        const tmp = `${target}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, data);
+        fs.renameSync(tmp, target);
+      }
+    } catch {
+      // A read-only or full cache directory only costs the next start an assembly.
+    }
   }
-  return bytes;
+  return { bytes, meta };
 }

@@ -28,6 +28,8 @@ const BLOCK = 4;
 const blockFactor = (extent: number): number => (extent % BLOCK === 0 ? BLOCK : extent <= BLOCK ? extent : 1);
 /** Innermost reduction loops at least this long get their own partial sums (shorter rows only cost registers). */
 const MIN_SUMMATION_ROW = 16;
+/** Reduction loops this short are unrolled when their variable is divided. */
+const UNROLL_EXTENT = 3;
 /** Level of values that depend on a reduction's result: computed where they are used, never hoisted. */
 const INLINE = Number.POSITIVE_INFINITY;
 
@@ -314,8 +316,13 @@ class WatPrinter {
   private reduce(e: Extract<Expr, { k: 'reduce' }>, copies: readonly Copy[]): Val[] {
     const isSum = e.kind === 'sum';
     const laned = e === this.laneReduce;
-    const loops = reductionLoops(e, this.k);
-    const last = loops[loops.length - 1]!;
+    const all = reductionLoops(e, this.k);
+    // Loops of 3 or fewer steps whose variable is divided (a stride-2 transposed conv's window: (y - r) // 2 and
+    // (y - r) % 2) are unrolled: with r a constant, the divisions and parity masks fold per step.
+    const divided = dividedRvars(e.body);
+    const unrolled = all.filter((l) => l.ids.length === 1 && l.extent <= UNROLL_EXTENT && divided.has(l.ids[0]!) && !(laned && l === all[all.length - 1]));
+    const loops = all.filter((l) => !unrolled.includes(l));
+    const last = loops[loops.length - 1];
     const vars = loops.map((loop) => {
       this.openLoop();
       const lanes = laned && loop === last;
@@ -323,30 +330,37 @@ class WatPrinter {
       const lv: LoopVar = { name: `$r${loop.ids[loop.ids.length - 1]}`, level: this.blocks.length - 1, align: step, max: loop.extent - step };
       return { ...loop, step, lv };
     });
+    const steps = unrolled.reduce<ReadonlyMap<number, number>[]>((acc, l) => acc.flatMap((m) => Array.from({ length: l.extent }, (_, v) => new Map([...m, [l.ids[0]!, v]]))), [new Map()]);
     // A merged loop stands for all its variables: the innermost carries the combined index, the others are 0.
-    const bind = (env: IndexEnv, lane: number): IndexEnv => ({
+    const bind = (env: IndexEnv, lane: number, step: ReadonlyMap<number, number>): IndexEnv => ({
       axis: env.axis,
       rvar: (id) => {
+        const fixed = step.get(id);
+        if (fixed !== undefined) return linConst(fixed);
         const v = vars.find((x) => x.ids.includes(id));
         if (!v) return env.rvar(id);
         return id === v.ids[v.ids.length - 1] ? linVar(v.lv, v.step > 1 ? lane : 0) : linConst(0);
       },
     });
-    const inner = copies.map((c) => ({ lanes: laned ? Array.from({ length: LANES }, (_, l) => bind(c.lanes[0]!, l)) : c.lanes.map((env) => bind(env, 0)) }));
+    // Every unrolled step of every copy, step-major so that consecutive updates go to different accumulators.
+    const inner = steps.flatMap((step) => copies.map((c) => ({
+      lanes: laned ? Array.from({ length: LANES }, (_, l) => bind(c.lanes[0]!, l, step)) : c.lanes.map((env) => bind(env, 0, step)),
+    })));
     const bodies = this.values(e.body, inner);
     // Sums over several variables add each innermost row into its own partial sum first (blocked summation):
     // float32 rounding error then grows with the number of rows rather than with the number of elements.
-    const rows = isSum && vars.length > 1 && last.extent >= MIN_SUMMATION_ROW;
-    const accs = bodies.map((b) => {
-      const vec = b.vec || laned;
+    const rows = isSum && vars.length > 1 && last!.extent >= MIN_SUMMATION_ROW;
+    const accs = copies.map((_, c) => {
+      const vec = laned || bodies.some((b, i) => i % copies.length === c && b.vec);
       const type = vec ? 'v128' : 'f32';
       const acc = this.local(type);
-      const row = rows ? this.local(type) : acc;
       const init = isSum ? 0 : -Infinity;
-      const x = vec ? this.splat(b) : b.code;
-      const op = `${vec ? 'f32x4' : 'f32'}.${isSum ? 'add' : 'max'}`;
-      this.current.body.push(`(local.set ${row} (${op} (local.get ${row}) ${x}))`);
-      return { acc, row, op, init: vec ? `(f32x4.splat ${f32(init)})` : f32(init), vec };
+      return { acc, row: rows ? this.local(type) : acc, op: `${vec ? 'f32x4' : 'f32'}.${isSum ? 'add' : 'max'}`, init: vec ? `(f32x4.splat ${f32(init)})` : f32(init), vec };
+    });
+    if (vars.length === 0) this.current.body.push(...accs.map((a) => `(local.set ${a.acc} ${a.init})`));
+    bodies.forEach((b, i) => {
+      const a = accs[i % copies.length]!;
+      this.current.body.push(`(local.set ${a.row} (${a.op} (local.get ${a.row}) ${a.vec ? this.splat(b) : b.code}))`);
     });
     for (let i = vars.length - 1; i >= 0; i--) {
       const v = vars[i]!;
@@ -496,6 +510,15 @@ function mergeable(body: Expr, k: LoweredKernel, a: number, b: number, extent: n
   };
   walk(body);
   return ok;
+}
+
+/** Reduction variables that appear inside an integer division or remainder. */
+function dividedRvars(e: Expr): Set<number> {
+  const found = new Set<number>();
+  visitExpr(e, (x) => {
+    if (x.k === 'bin' && (x.op === 'idiv' || x.op === 'mod')) visitExpr(x.a, (y) => { if (y.k === 'rvar') found.add(y.id); });
+  });
+  return found;
 }
 
 /** The reduction the kernel's value is made of, when it is not under a select or inside another reduction. */

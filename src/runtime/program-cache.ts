@@ -14,7 +14,7 @@ export const cacheDir = (): string => process.env.TSC_NN_CACHE ?? path.join(os.h
 
 let compilerHash: string | undefined;
 /** A hash of the compiler's own code (passes, IR, codegen), so a changed compiler never reuses stale programs. */
-function compilerVersion(): string {
+export function compilerVersion(): string {
   if (compilerHash) return compilerHash;
   const h = createHash('sha256');
   const root = path.resolve(__dirname, '..');

@@ -1,16 +1,19 @@
 // The WebAssembly SIMD backend's executor: the arena (arena.ts) is one shared WebAssembly.Memory, every tensor at a
 // fixed 16-byte-aligned address (no copies between kernels), between two guard bands as wide as the farthest
-// speculative read (codegen/wasm.ts). All kernels form one module, assembled once (cached on disk by its text) and
-// instantiated on this thread and on a helper thread that runs the upper half of each split kernel.
+// speculative read (codegen/wasm.ts). All kernels form one module, assembled once (cached on disk, keyed by the
+// compiler, the graph and the memory size) and instantiated on this thread and on a helper thread that runs the
+// upper half of each split kernel.
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Graph } from '../ir/graph';
+import { printGraph } from '../ir/print';
 import { UserError } from '../ir/errors';
 import { lowerGraph } from '../codegen/lower';
 import { printWasmKernel, readReach, wasmModule } from '../codegen/wasm';
-import { assembleWatCached } from '../codegen/assemble';
+import { cachedModule } from '../codegen/assemble';
 import { ArenaExecutor, layoutArena, splitKernels, type Split } from './arena';
 import { HelperThread } from './helper-thread';
-import { cacheDir } from './program-cache';
+import { cacheDir, compilerVersion } from './program-cache';
 import type { ExecutorOptions } from './executor';
 
 type KernelFn = (lo: number, hi: number) => void;
@@ -52,8 +55,15 @@ export class WasmExecutor extends ArenaExecutor {
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.floats = new Float32Array(memory.buffer);
     const at = (id: number): number => 4 * this.layout.place.get(id)!.offset;
-    const sources = kernels.map((k) => printWasmKernel(k, { out: at(k.node), inputs: k.inputs.map((i) => at(i.node)) }));
-    const module = new WebAssembly.Module(assembleWatCached(wasmModule(sources, pages), path.join(cacheDir(), 'wasm')));
+    // The compiler's code, the graph, every tensor's address and the memory size determine every kernel's text:
+    // a warm start loads the binary without printing the kernels.
+    const addresses = [...this.layout.place].map(([node, p]) => `${node}@${p.offset}`).join(' ');
+    const key = createHash('sha256').update(compilerVersion()).update(printGraph(graph, { exprs: true })).update(`${addresses} pages ${pages}`).digest('hex').slice(0, 24);
+    const { bytes, meta: sources } = cachedModule(path.join(cacheDir(), 'wasm'), key, () => {
+      const printed = kernels.map((k) => printWasmKernel(k, { out: at(k.node), inputs: k.inputs.map((i) => at(i.node)) }));
+      return { wat: wasmModule(printed, pages), meta: printed.map(({ splitExtent, splitAlign }) => ({ splitExtent, splitAlign })) };
+    });
+    const module = new WebAssembly.Module(bytes);
     const instance = new WebAssembly.Instance(module, imports(memory));
     this.fns = kernels.map((k) => instance.exports[k.name] as KernelFn);
     this.splits = splitKernels(kernels, sources.map((s) => s.splitExtent), threads, sources.map((s) => s.splitAlign));

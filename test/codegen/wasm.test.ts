@@ -59,7 +59,7 @@ describe('the schedule of the kernels ShuffleNet spends its time in', () => {
     expect(wat).not.toContain('replace_lane');
   });
   it('1x1 weight gradient: 2 x 4 outputs per block, lanes over the merged (y, x) plane, summed across lanes at the end', () => {
-    const { wat, splitAlign } = kernelOf({ g: [2, 12, 8, 8], x: [2, 24, 8, 8] }, (t) => ops.conv2dGradWeight(t.g!, t.x!, [12, 8, 1, 1], { stride: 1, padding: 0, groups: 3 }));
+    const { wat, splitAlign } = kernelOf({ g: [4, 12, 8, 8], x: [4, 24, 8, 8] }, (t) => ops.conv2dGradWeight(t.g!, t.x!, [12, 8, 1, 1], { stride: 1, padding: 0, groups: 3 }));
     expect(wat).toContain('(i32.const 64)');
     expect(count(wat, /\(loop /g)).toBe(4); // o (blocked by 2), c (blocked by 4), n, and one loop over the 64-pixel plane
     // Per step of the plane: 2 gradient rows and 4 input rows loaded, 8 products.
