@@ -8,6 +8,7 @@
 #                             installs the Vulkan/EGL loaders from .gl (see the device README), then runs the
 #                             ShuffleNet benchmarks and short training-step timings on `webgpu` (Dawn's Vulkan
 #                             backend on the GPU) and on `wasm` (the machine's CPUs) and writes them under $OUT.
+#   tools/gpu-check.sh run smoke  the same with two small configurations (a rehearsal without a GPU).
 #
 # device tool: run(command: "bash tools/gpu-check.sh run", carry: [".gpu", ".gl"], timeout_s: 480)
 set -euo pipefail
@@ -47,6 +48,8 @@ run() {
     "--size 2.0x --stem imagenet --mode infer --batch 8"
     "--size 2.0x --stem imagenet --mode train --batch 8"
   )
+  # `run smoke`: two small configurations, to rehearse the whole script on a machine without a GPU.
+  if [ "${1:-}" = smoke ]; then configs=("--size 0.5x --mode infer --batch 8" "--size 0.5x --mode train --batch 8"); fi
   for backend in webgpu wasm; do
     for c in "${configs[@]}"; do
       # shellcheck disable=SC2086
@@ -61,6 +64,6 @@ run() {
 
 case "${1:-}" in
   pack) pack ;;
-  run) run ;;
-  *) echo "usage: tools/gpu-check.sh pack|run" >&2; exit 2 ;;
+  run) run "${2:-}" ;;
+  *) echo "usage: tools/gpu-check.sh pack|run [smoke]" >&2; exit 2 ;;
 esac
