@@ -104,6 +104,7 @@ parentPort.on('message', async (m) => {
     if (m.op === 'register') register(m);
     else if (m.op === 'run') await run(m);
     else if (m.op === 'release') release(m);
+    else if (m.op === 'shaders') { finish(m.seq, true, programs.get(m.id).compiled.map((k) => (k.kernel && k.kernel.compiledSource) || '')); return; }
     finish(m.seq, true);
   } catch (e) {
     finish(m.seq, false, String(e && e.message || e));
@@ -217,6 +218,11 @@ export class WebGpuExecutor implements Executor {
       const p = this.sourcesAt.get(node) ?? this.outputsAt.get(node)!;
       return { view: this.floats.subarray(p.offset, p.offset + p.length), owned: false };
     }, into);
+  }
+
+  /** The WGSL gpu.js generated for each kernel (empty for kernels that have not run yet). */
+  shaderSources(): string[] {
+    return this.thread.request({ op: 'shaders', id: this.id }) as string[];
   }
 
   close(): void {
