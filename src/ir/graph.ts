@@ -76,6 +76,18 @@ export class Graph {
   }
 }
 
+/** The nodes `order` lists, in that order (which must be topological), renumbered; outputs follow their nodes. */
+export function reorder(g: Graph, order: readonly number[]): Graph {
+  const out = new Graph();
+  const remap = new Map<number, number>();
+  for (const id of order) {
+    const { id: _id, dtype: _dtype, ...rest } = g.node(id);
+    remap.set(id, out.add({ ...rest, inputs: rest.inputs.map((i) => remap.get(i)!) }).id);
+  }
+  for (const o of g.outputs) out.setOutput(o.name, remap.get(o.node)!, o.kind);
+  return out;
+}
+
 /** A symbolic tensor during tracing: a reference to a node of the graph being built. */
 export class Tensor {
   constructor(readonly graph: Graph, readonly id: number) {}

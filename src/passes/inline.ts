@@ -1,7 +1,7 @@
 // The inliner: substitute a producer's tensor expression into the reads of its consumer (TVM's compute_inline,
 // tinygrad's view merging). Fusion passes differ only in which producers they choose to inline.
 import { mapExpr, visitExpr, type Expr } from '../ir/expr';
-import { Graph, isSource, type Node } from '../ir/graph';
+import { Graph, isSource, reorder, type Node } from '../ir/graph';
 import { freshReduceVar } from '../ir/te';
 import { simplify } from '../ir/simplify';
 
@@ -95,15 +95,7 @@ export function deadCodeElimination(g: Graph): Graph {
     const n = g.nodes[i]!;
     if (live.has(n.id) || isSource(n)) { live.add(n.id); n.inputs.forEach((x) => live.add(x)); }
   }
-  const out = new Graph();
-  const remap = new Map<number, number>();
-  for (const n of g.nodes) {
-    if (!live.has(n.id)) continue;
-    const { id: _old, dtype: _t, ...rest } = n;
-    remap.set(n.id, out.add({ ...rest, inputs: n.inputs.map((i) => remap.get(i)!) }).id);
-  }
-  for (const o of g.outputs) out.setOutput(o.name, remap.get(o.node)!, o.kind);
-  return out;
+  return reorder(g, g.nodes.filter((n) => live.has(n.id)).map((n) => n.id));
 }
 
 export type InlinePolicy = (g: Graph, producer: Node, consumer: Node, k: number, users: readonly number[][]) => boolean;

@@ -2,7 +2,7 @@
 // the backward pass. The update of a convolution's weights holds its weight gradient, which reads the layer's input
 // activation and its output gradient: run at the end of the step, it would keep both alive for every layer at once.
 // Updates write new tensors (never the parameters they read), so moving them changes no value.
-import { Graph, isSource, type Node } from '../ir/graph';
+import { isSource, reorder, type Graph, type Node } from '../ir/graph';
 
 export function scheduleUpdatesEarly(g: Graph): { graph: Graph; record: { readonly moved: number } } {
   const early = (n: Node): boolean => n.phase === 'optimizer';
@@ -22,15 +22,6 @@ export function scheduleUpdatesEarly(g: Graph): { graph: Graph; record: { readon
   // Updates that read no computed tensor (none today) keep their place at the end.
   for (const n of g.nodes) if (!emitted.has(n.id)) emit(n.id);
 
-  const out = new Graph();
-  const remap = new Map<number, number>();
-  let moved = 0;
-  for (const id of order) {
-    const { id: _id, dtype: _dtype, ...rest } = g.node(id);
-    const placed = out.add({ ...rest, inputs: rest.inputs.map((i) => remap.get(i)!) });
-    remap.set(id, placed.id);
-    if (early(rest as Node) && !isSource(rest as Node) && placed.id !== id) moved++;
-  }
-  for (const o of g.outputs) out.setOutput(o.name, remap.get(o.node)!, o.kind);
-  return { graph: out, record: { moved } };
+  const moved = order.filter((id, at) => early(g.node(id)) && !isSource(g.node(id)) && at !== id).length;
+  return { graph: reorder(g, order), record: { moved } };
 }

@@ -8,6 +8,7 @@ import { createBackend, type Backend } from '../../src/runtime/backend';
 import { compileModel } from '../../src/runtime/programs';
 import { initParams } from '../../src/runtime/init';
 import { TrainStep } from '../../src/runtime/session';
+import { positiveInt } from '../commands/common';
 
 interface GlContext { createTexture(): unknown; deleteTexture(t: unknown): void }
 
@@ -29,10 +30,10 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { steps: { type: 'string' }, every: { type: 'string' }, resolution: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' } },
   });
-  const steps = Number(values.steps ?? 1000);
-  const every = Number(values.every ?? 100);
-  const batch = Number(values.batch ?? 1);
-  const config = shufflenet.configure!({ size: '0.5x', group: 3, stem: 'cifar', resolution: Number(values.resolution ?? 8) });
+  const steps = positiveInt('steps', values.steps, 1000);
+  const every = positiveInt('every', values.every, 100);
+  const batch = positiveInt('batch', values.batch, 1);
+  const config = shufflenet.configure!({ size: '0.5x', group: 3, stem: 'cifar', resolution: positiveInt('resolution', values.resolution, 8) });
   const program = await compileModel(shufflenet, config, 'train', batch);
   const backend = createBackend('gl');
   const step = new TrainStep(program.graph, backend, initParams(shufflenet.params(config), 1));

@@ -10,6 +10,7 @@ import * as ops from '../../src/ir/ops';
 import { WebGpuExecutor } from '../../src/runtime/webgpu-executor';
 import { uniform } from '../../src/runtime/random';
 import { median } from './measure';
+import { positiveInt } from '../commands/common';
 
 const CASES: readonly { name: string; inputs: Record<string, number[]>; op: (t: Record<string, Tensor>) => Tensor }[] = [
   { name: '1x1-group-conv', inputs: { x: [64, 240, 8, 8], w: [60, 80, 1, 1] }, op: (t) => ops.conv2d(t.x!, t.w!, { groups: 3 }) },
@@ -19,7 +20,7 @@ const CASES: readonly { name: string; inputs: Record<string, number[]>; op: (t: 
 
 function main(): void {
   const { values } = parseArgs({ options: { runs: { type: 'string' }, wgsl: { type: 'string' } } });
-  const runs = Number(values.runs ?? 10);
+  const runs = positiveInt('runs', values.runs, 10);
   for (const c of CASES) {
     const g = trace({ params: {}, inputs: c.inputs }, (_p, t) => c.op(t));
     const executor = new WebGpuExecutor(g);
@@ -41,4 +42,9 @@ function main(): void {
   }
 }
 
-main();
+try {
+  main();
+} catch (e) {
+  console.error(`webgpu-kernels: ${(e as Error).message.split('\n')[0]}`);
+  process.exit(1);
+}
