@@ -56,7 +56,7 @@ describe('tsc-nn compile', () => {
     expect(manifest.macsPerExample).toBe(16 * 16 * 8 * 27 + 8 * 8 * 16 * 36 + 160);
     expect(summary.kernels).toEqual(manifest.kernels);
     // Inference: BN folds into the convs, then conv + bias + ReLU fuse; the pass records say so.
-    expect(manifest.passes.map((p: { pass: string }) => p.pass)).toEqual(['batchnorm-folding', 'shuffle-fusion (inline index remapping)', 'epilogue-fusion']);
+    expect(manifest.passes.map((p: { pass: string }) => p.pass)).toEqual(['batchnorm-folding', 'shuffle-fusion (inline index remapping)', 'epilogue-fusion', 'pointwise-fusion']);
     expect(manifest.passes[0].changed).toEqual({ folded: 2 });
     expect(manifest.peakBytes).toBeLessThanOrEqual(manifest.naiveBytes);
     expect(fs.readFileSync(path.join(out, 'ir.traced.txt'), 'utf8')).toMatch(/conv2d\(%\d+, %\d+\) \{stride: 1, padding: 1, groups: 2\}/);

@@ -1,5 +1,5 @@
 // The WebAssembly SIMD target: a LoweredKernel becomes one WAT function `(param $lo i32) (param $hi i32)` that
-// computes output rows [lo, hi) of its outermost axis over one shared linear memory, where every tensor sits at a
+// computes output rows [lo, hi) of its outermost axis longer than 1 over one shared linear memory, where every tensor sits at a
 // fixed byte address (the executor's memory plan).
 //
 // Schedule, chosen per kernel from its expression:
@@ -28,6 +28,8 @@ const BLOCK = 4;
 const blockFactor = (extent: number): number => (extent % BLOCK === 0 ? BLOCK : extent <= BLOCK ? extent : 1);
 /** Innermost reduction loops at least this long get their own partial sums (shorter rows only cost registers). */
 const MIN_SUMMATION_ROW = 16;
+/** Independent partial sums of a lane reduction that computes one output at a time. */
+const LANE_CHAINS = 4;
 /** Reduction loops this short are unrolled when their variable is divided. */
 const UNROLL_EXTENT = 3;
 /** Level of values that depend on a reduction's result: computed where they are used, never hoisted. */
@@ -37,7 +39,7 @@ export interface WasmKernelSource {
   readonly name: string;
   /** A WAT `func`, exported under `name`. */
   readonly wat: string;
-  /** Extent of the outermost output axis when [lo, hi) may be a slice of it; 0 when it computes everything. */
+  /** Extent of the split axis (the outermost longer than 1) when [lo, hi) may be a slice of it; 0 when it computes everything. */
   readonly splitExtent: number;
   /** lo and hi must be multiples of this (the outermost axis is register-blocked by it). */
   readonly splitAlign: number;
@@ -323,10 +325,13 @@ class WatPrinter {
     const unrolled = all.filter((l) => l.ids.length === 1 && l.extent <= UNROLL_EXTENT && divided.has(l.ids[0]!) && !(laned && l === all[all.length - 1]));
     const loops = all.filter((l) => !unrolled.includes(l));
     const last = loops[loops.length - 1];
+    // A lane reduction with a single output per iteration is one chain of dependent vector adds: independent
+    // partial sums over consecutive vectors of the innermost loop hide the adds' latency.
+    const chains = laned && copies.length === 1 ? [LANE_CHAINS, 2].find((n) => last!.extent % (n * LANES) === 0) ?? 1 : 1;
     const vars = loops.map((loop) => {
       this.openLoop();
       const lanes = laned && loop === last;
-      const step = lanes ? LANES : 1;
+      const step = lanes ? LANES * chains : 1;
       const lv: LoopVar = { name: `$r${loop.ids[loop.ids.length - 1]}`, level: this.blocks.length - 1, align: step, max: loop.extent - step };
       return { ...loop, step, lv };
     });
@@ -342,16 +347,17 @@ class WatPrinter {
         return id === v.ids[v.ids.length - 1] ? linVar(v.lv, v.step > 1 ? lane : 0) : linConst(0);
       },
     });
-    // Every unrolled step of every copy, step-major so that consecutive updates go to different accumulators.
-    const inner = steps.flatMap((step) => copies.map((c) => ({
-      lanes: laned ? Array.from({ length: LANES }, (_, l) => bind(c.lanes[0]!, l, step)) : c.lanes.map((env) => bind(env, 0, step)),
-    })));
+    // Every unrolled step of every chain of every copy, step-major so that consecutive updates go to different
+    // accumulators (copies.length === 1 when there are several chains).
+    const inner = steps.flatMap((step) => Array.from({ length: chains }, (_, chain) => copies.map((c) => ({
+      lanes: laned ? Array.from({ length: LANES }, (_, l) => bind(c.lanes[0]!, chain * LANES + l, step)) : c.lanes.map((env) => bind(env, 0, step)),
+    }))).flat());
     const bodies = this.values(e.body, inner);
     // Sums over several variables add each innermost row into its own partial sum first (blocked summation):
     // float32 rounding error then grows with the number of rows rather than with the number of elements.
     const rows = isSum && vars.length > 1 && last!.extent >= MIN_SUMMATION_ROW;
-    const accs = copies.map((_, c) => {
-      const vec = laned || bodies.some((b, i) => i % copies.length === c && b.vec);
+    const accs = Array.from({ length: copies.length * chains }, (_, c) => {
+      const vec = laned || bodies.some((b, i) => i % (copies.length * chains) === c && b.vec);
       const type = vec ? 'v128' : 'f32';
       const acc = this.local(type);
       const init = isSum ? 0 : -Infinity;
@@ -359,7 +365,7 @@ class WatPrinter {
     });
     if (vars.length === 0) this.current.body.push(...accs.map((a) => `(local.set ${a.acc} ${a.init})`));
     bodies.forEach((b, i) => {
-      const a = accs[i % copies.length]!;
+      const a = accs[i % accs.length]!;
       this.current.body.push(`(local.set ${a.row} (${a.op} (local.get ${a.row}) ${a.vec ? this.splat(b) : b.code}))`);
     });
     for (let i = vars.length - 1; i >= 0; i--) {
@@ -370,10 +376,13 @@ class WatPrinter {
       this.closeLoop(v.lv.name, '(i32.const 0)', `(i32.const ${v.extent})`, v.step);
       if (rows && i === vars.length - 1) this.current.body.push(...accs.map((a) => `(local.set ${a.acc} (${a.op} (local.get ${a.acc}) (local.get ${a.row})))`));
     }
-    return accs.map((a) => {
-      if (!laned) return { code: `(local.get ${a.acc})`, vec: a.vec, level: INLINE };
-      // Lanes of the vectorised reduction variable: combine them into one value.
-      const lane = (i: number): string => `(f32x4.extract_lane ${i} (local.get ${a.acc}))`;
+    if (!laned) return accs.map((a) => ({ code: `(local.get ${a.acc})`, vec: a.vec, level: INLINE }));
+    // Each copy's chains, then the lanes of the vectorised reduction variable: combine them into one value.
+    return copies.map((_, c) => {
+      const [first, ...others] = accs.filter((_, i) => i % copies.length === c);
+      const chained = others.reduce((code, a) => `(${first!.op} ${code} (local.get ${a.acc}))`, `(local.get ${first!.acc})`);
+      const total = others.length ? this.bind(chained, 'v128', INLINE) : chained;
+      const lane = (i: number): string => `(f32x4.extract_lane ${i} ${total})`;
       const op = isSum ? 'f32.add' : 'f32.max';
       return this.bindVal({ code: `(${op} (${op} ${lane(0)} ${lane(1)}) (${op} ${lane(2)} ${lane(3)}))`, vec: false, level: INLINE });
     });
@@ -393,21 +402,23 @@ class WatPrinter {
       const top = topReduction(k.body);
       if (reductions.length === 1 && top && reductionLoops(top, k).at(-1)!.extent % LANES === 0) this.laneReduce = top;
     }
-    const blockAxis = reductions.length ? chooseBlockAxis(k, laneAxis) : -1;
+    // Axis [lo, hi) runs over: the outermost one longer than 1 (a keepdims reduction's output is [1, C, 1, 1]).
+    const splitAxis = shape.findIndex((n, i) => n > 1 && i !== laneAxis);
+    const blockAxis = reductions.length ? chooseBlockAxis(k, laneAxis, splitAxis) : -1;
     const factor = blockAxis >= 0 ? blockFactor(shape[blockAxis]!) : 1;
     // A reduction over lanes (a weight gradient: a matrix product over a long batch x pixels axis) also blocks the
     // outermost axis by 2 when that shares reads: 2 x 4 outputs take 6 vector loads per 8 multiply-adds, not 5 per 4.
-    const outer = this.laneReduce && blockAxis > 0 && shape[0]! % 2 === 0 && sharedReads(k, 0, 2) > 0 ? 2 : 1;
+    const outer = this.laneReduce && blockAxis >= 0 && splitAxis >= 0 && shape[splitAxis]! % 2 === 0 && sharedReads(k, splitAxis, 2) > 0 ? 2 : 1;
     const unroll = laneAxis >= 0 && reductions.length && shape[laneAxis]! % (2 * LANES) === 0 ? 2 : 1;
 
     this.blocks.push({ prelude: [], body: [], cache: new Map() });
     const loopVar = (i: number, align: number, max: number): LoopVar => ({ name: `$a${i}`, level: this.blocks.length - 1, align, max });
     const vars: (LoopVar | undefined)[] = [];
-    // Loops over every output axis but the lane axis; axis 0 runs over [lo, hi).
+    // Loops over every output axis but the lane axis; the split axis runs over [lo, hi).
     for (let i = 0; i < rank; i++) {
       if (i === laneAxis || shape[i] === 1) continue;
       this.openLoop();
-      const step = i === blockAxis ? factor : i === 0 ? outer : 1;
+      const step = i === blockAxis ? factor : i === splitAxis ? outer : 1;
       vars[i] = loopVar(i, step, shape[i]! - step);
     }
     const emitBody = (copies: readonly Copy[], offsets: readonly { axisOffset: number; blockOffset: number }[]): void => {
@@ -425,7 +436,7 @@ class WatPrinter {
       axis: (i) => {
         if (i === laneAxis) return linVar(laneVar!, laneOffset);
         if (shape[i] === 1) return linConst(0);
-        return linVar(vars[i]!, i === blockAxis ? block : i === 0 ? outerBlock : 0);
+        return linVar(vars[i]!, i === blockAxis ? block : i === splitAxis ? outerBlock : 0);
       },
       rvar: (id) => { throw new Error(`${k.name}: reduction variable r${id} used outside its reduction`); },
     });
@@ -452,14 +463,14 @@ class WatPrinter {
     for (let i = rank - 1; i >= 0; i--) {
       const v = vars[i];
       if (!v) continue;
-      if (i === 0) this.closeLoop(v.name, '(local.get $lo)', '(local.get $hi)', outer);
+      if (i === splitAxis) this.closeLoop(v.name, '(local.get $lo)', '(local.get $hi)', outer);
       else this.closeLoop(v.name, '(i32.const 0)', `(i32.const ${shape[i]})`, i === blockAxis ? factor : 1);
     }
     const top = this.blocks.pop()!;
     const axisLocals = shape.map((_, i) => `(local $a${i} i32)`);
     const rvarLocals = [...new Set(reductions.flatMap((r) => r.vars.map((v) => `(local $r${v.id} i32)`)))];
     const wat = [`(func $${k.name} (export "${k.name}") (param $lo i32) (param $hi i32)`, ...axisLocals, ...rvarLocals, ...this.locals, ...top.prelude, ...top.body, ')'].join('\n');
-    return { name: k.name, wat, splitExtent: vars[0] ? shape[0]! : 0, splitAlign: outer };
+    return { name: k.name, wat, splitExtent: splitAxis >= 0 ? shape[splitAxis]! : 0, splitAlign: outer };
   }
 }
 
@@ -555,14 +566,14 @@ function sharedReads(k: LoweredKernel, b: number, factor: number): number {
 }
 
 /**
- * The output axis to block: the one (not the outermost, not the lane axis, one blockFactor can split) along which
+ * The output axis to block: the one (inside the split axis, not the lane axis, one blockFactor can split) along which
  * the most reads inside reductions stay the same, so the copies share them. -1 when no axis shares anything.
  */
-function chooseBlockAxis(k: LoweredKernel, laneAxis: number): number {
+function chooseBlockAxis(k: LoweredKernel, laneAxis: number, splitAxis: number): number {
   const shape = k.output.shape;
   let best = -1;
   let bestScore = 0;
-  for (let b = 1; b < shape.length; b++) {
+  for (let b = Math.max(1, splitAxis + 1); b < shape.length; b++) {
     const factor = blockFactor(shape[b]!);
     if (b === laneAxis || factor < 2) continue;
     const score = sharedReads(k, b, factor);

@@ -5,6 +5,7 @@ import { verify } from '../ir/verify';
 import { foldBatchNorm } from './fold-batchnorm';
 import { fuseIndexRemapping } from './fuse-index-remapping';
 import { fuseEpilogues } from './fuse-epilogues';
+import { fusePointwise } from './fuse-pointwise';
 import { gradients } from './autodiff';
 import { momentumSgd, type MomentumOptions, SEED_MOMENTUM } from './optimizer';
 import { planMemory, type MemoryPlan } from './memory-plan';
@@ -33,6 +34,7 @@ export function passesFor(mode: 'train' | 'infer', optimizer: MomentumOptions = 
   const fusion: Pass[] = [
     { name: 'shuffle-fusion (inline index remapping)', run: fuseIndexRemapping },
     { name: 'epilogue-fusion', run: fuseEpilogues },
+    { name: 'pointwise-fusion', run: fusePointwise },
   ];
   if (mode === 'infer') return [{ name: 'batchnorm-folding', run: foldBatchNorm }, ...fusion];
   return [

@@ -68,6 +68,12 @@ describe('the schedule of the kernels ShuffleNet spends its time in', () => {
     expect(splitAlign).toBe(2); // the threads split o at an even index
     expect(wat).toContain('f32x4.extract_lane 3');
   });
+  it('batch statistics (one output per iteration): 4 independent partial sums over the pixels, combined at the end', () => {
+    const { wat } = kernelOf({ x: [4, 12, 8, 8] }, (t) => ops.sum(ops.mul(t.x!, t.x!), [0, 2, 3]));
+    expect(count(wat, /v128\.load/g)).toBe(4); // 4 consecutive vectors per step of the 64-pixel plane
+    expect(wat).toContain('(i32.const 16)'); // the plane loop steps by 16 floats
+    expect(count(wat, /f32x4\.add \(f32x4\.add \(f32x4\.add/g)).toBe(1); // the 4 chains meet once per output
+  });
   it('3x3 depthwise conv with padding: lanes along x with per-lane bounds masks', () => {
     const { wat } = kernelOf({ x: [1, 4, 8, 8], w: [4, 1, 3, 3] }, (t) => ops.conv2d(t.x!, t.w!, { groups: 4, padding: 1 }));
     expect(wat).toContain('v128.bitselect');
@@ -86,6 +92,19 @@ describe('assembly and execution', () => {
     const executor = new WasmExecutor(g, 2, { poison: true });
     try {
       expect((executor as unknown as { splits: { mid: number; hi: number }[] }).splits.at(-1)).toEqual({ mid: 4, hi: 6 });
+      const got = executor.run(feeds);
+      const want = evaluateOutputs(g, feeds);
+      for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
+    } finally {
+      executor.close();
+    }
+  });
+  it('a keepdims reduction ([1, C, 1, 1]) splits its channels between the threads and equals the reference', () => {
+    const g = trace({ params: {}, inputs: { dy: [16, 12, 16, 16], x: [16, 12, 16, 16] } }, (_p, t) => ops.sum(ops.mul(t.dy!, t.x!), [0, 2, 3], true));
+    const feeds = randomFeeds(g, 6);
+    const executor = new WasmExecutor(g, 2, { poison: true });
+    try {
+      expect((executor as unknown as { splits: { mid: number; hi: number }[] }).splits.at(-1)).toEqual({ mid: 6, hi: 12 });
       const got = executor.run(feeds);
       const want = evaluateOutputs(g, feeds);
       for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
