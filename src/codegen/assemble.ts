@@ -11,7 +11,7 @@ const { workerData } = require('node:worker_threads');
 const { wabtPath, wat, out, control, port } = workerData;
 const ctrl = new Int32Array(control);
 require(wabtPath)().then((wabt) => {
-  const module = wabt.parseWat('kernels.wat', wat, { simd: true, threads: true });
+  const module = wabt.parseWat('kernels.wat', wat, { simd: true, threads: true, relaxed_simd: true });
   const { buffer } = module.toBinary({});
   module.destroy();
   new Uint8Array(out).set(buffer);

@@ -1,6 +1,6 @@
 // The WebAssembly SIMD target: a LoweredKernel becomes one WAT function `(param $lo i32) (param $hi i32)` that
-// computes output rows [lo, hi) of its outermost axis longer than 1 over one shared linear memory, where every tensor sits at a
-// fixed byte address (the executor's memory plan).
+// computes output rows [lo, hi) of its outermost axis longer than 1 over one shared linear memory, where every
+// tensor sits at a fixed byte address (the executor's memory plan).
 //
 // Schedule, chosen per kernel from its expression:
 // - lanes: 4 consecutive elements of the innermost output axis are one f32x4 (mode "axis"); when that axis is
@@ -9,6 +9,8 @@
 // - register blocking: a reduction computes B = 4 neighbours along one more output axis (and 2 vectors along the
 //   lane axis) at once, so the reads those copies share (the input pixels of a 1x1 conv across output channels,
 //   the weights of a depthwise conv across rows) are loaded once. The axis is the one most reads do not depend on.
+// - a lane reduction computing one output at a time keeps 4 partial sums (the adds' latency, not memory, bounds
+//   a single chain); where the engine has relaxed SIMD, vector sums of products are fused multiply-adds.
 // Index arithmetic is kept in affine form (affine.ts) so loop-invariant parts are computed once per loop level and
 // lanes that read consecutive addresses become one vector load; other lanes are gathered. Reads may be evaluated
 // speculatively (both sides of a select, hoisted out of loops): the executor surrounds the tensors with guard
@@ -48,6 +50,12 @@ export interface WasmKernelSource {
 /** Byte addresses of the kernel's output and inputs in the shared memory. */
 export interface KernelAddresses { readonly out: number; readonly inputs: readonly number[] }
 
+/** What the engine running the kernels offers. */
+export interface WasmTarget {
+  /** Relaxed SIMD's f32x4.relaxed_madd: vector sums of products become fused multiply-adds. */
+  readonly fma: boolean;
+}
+
 interface Val { readonly code: string; readonly vec: boolean; readonly level: number }
 /** One computed copy of the kernel body: its lanes (1 or 4) and where each output axis stands in them. */
 interface Copy { readonly lanes: readonly IndexEnv[] }
@@ -81,12 +89,14 @@ export function readReach(k: LoweredKernel): { below: number; above: number } {
 
 class WatPrinter {
   private readonly locals: string[] = [];
+  /** Vector products by the read of the local holding them: a sum can add them with one fused multiply-add. */
+  private readonly products = new Map<string, readonly [string, string]>();
   private readonly blocks: Block[] = [];
   private count = 0;
   /** The reduction whose innermost variable carries the lanes (mode "reduction"). */
   laneReduce?: Extract<Expr, { k: 'reduce' }>;
 
-  constructor(private readonly k: LoweredKernel, private readonly at: KernelAddresses) {}
+  constructor(private readonly k: LoweredKernel, private readonly at: KernelAddresses, private readonly target: WasmTarget) {}
 
   private get current(): Block { return this.blocks[this.blocks.length - 1]!; }
 
@@ -203,7 +213,9 @@ class WatPrinter {
   private arith(op: string, a: Val, b: Val): Val {
     const vec = a.vec || b.vec;
     const code = vec ? `(f32x4.${op} ${this.splat(a)} ${this.splat(b)})` : `(f32.${op} ${a.code} ${b.code})`;
-    return this.bindVal({ code, vec, level: maxLevel(a, b) });
+    const v = this.bindVal({ code, vec, level: maxLevel(a, b) });
+    if (vec && op === 'mul') this.products.set(v.code, [this.splat(a), this.splat(b)]);
+    return v;
   }
 
   private unary(op: string, a: Val): Val {
@@ -326,25 +338,25 @@ class WatPrinter {
     const loops = all.filter((l) => !unrolled.includes(l));
     const last = loops[loops.length - 1];
     // A lane reduction with a single output per iteration is one chain of dependent vector adds: independent
-    // partial sums over consecutive vectors of the innermost loop hide the adds' latency.
+    // partial sums (chains) over consecutive vectors of the innermost loop hide the adds' latency. (Unrolling the
+    // register-blocked reductions the same way, into their own accumulators, measured 15-20 % slower: spills.)
     const chains = laned && copies.length === 1 ? [LANE_CHAINS, 2].find((n) => last!.extent % (n * LANES) === 0) ?? 1 : 1;
     const vars = loops.map((loop) => {
       this.openLoop();
-      const lanes = laned && loop === last;
-      const step = lanes ? LANES * chains : 1;
+      const step = laned && loop === last ? LANES * chains : 1;
       const lv: LoopVar = { name: `$r${loop.ids[loop.ids.length - 1]}`, level: this.blocks.length - 1, align: step, max: loop.extent - step };
       return { ...loop, step, lv };
     });
     const steps = unrolled.reduce<ReadonlyMap<number, number>[]>((acc, l) => acc.flatMap((m) => Array.from({ length: l.extent }, (_, v) => new Map([...m, [l.ids[0]!, v]]))), [new Map()]);
     // A merged loop stands for all its variables: the innermost carries the combined index, the others are 0.
-    const bind = (env: IndexEnv, lane: number, step: ReadonlyMap<number, number>): IndexEnv => ({
+    const bind = (env: IndexEnv, offset: number, step: ReadonlyMap<number, number>): IndexEnv => ({
       axis: env.axis,
       rvar: (id) => {
         const fixed = step.get(id);
         if (fixed !== undefined) return linConst(fixed);
         const v = vars.find((x) => x.ids.includes(id));
         if (!v) return env.rvar(id);
-        return id === v.ids[v.ids.length - 1] ? linVar(v.lv, v.step > 1 ? lane : 0) : linConst(0);
+        return id === v.ids[v.ids.length - 1] ? linVar(v.lv, v === vars[vars.length - 1] ? offset : 0) : linConst(0);
       },
     });
     // Every unrolled step of every chain of every copy, step-major so that consecutive updates go to different
@@ -366,7 +378,10 @@ class WatPrinter {
     if (vars.length === 0) this.current.body.push(...accs.map((a) => `(local.set ${a.acc} ${a.init})`));
     bodies.forEach((b, i) => {
       const a = accs[i % accs.length]!;
-      this.current.body.push(`(local.set ${a.row} (${a.op} (local.get ${a.row}) ${a.vec ? this.splat(b) : b.code}))`);
+      const product = isSum && a.vec && this.target.fma ? this.products.get(b.code) : undefined;
+      this.current.body.push(product
+        ? `(local.set ${a.row} (f32x4.relaxed_madd ${product[0]} ${product[1]} (local.get ${a.row})))`
+        : `(local.set ${a.row} (${a.op} (local.get ${a.row}) ${a.vec ? this.splat(b) : b.code}))`);
     });
     for (let i = vars.length - 1; i >= 0; i--) {
       const v = vars[i]!;
@@ -582,7 +597,7 @@ function chooseBlockAxis(k: LoweredKernel, laneAxis: number, splitAxis: number):
   return best;
 }
 
-export const printWasmKernel = (k: LoweredKernel, at: KernelAddresses): WasmKernelSource => new WatPrinter(k, at).print();
+export const printWasmKernel = (k: LoweredKernel, at: KernelAddresses, target: WasmTarget = { fma: false }): WasmKernelSource => new WatPrinter(k, at, target).print();
 
 /** A module of kernels over one imported shared memory of `pages` 64 KiB pages, with the host's exp and log. */
 export function wasmModule(kernels: readonly WasmKernelSource[], pages: number): string {

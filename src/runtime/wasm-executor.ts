@@ -1,8 +1,8 @@
 // The WebAssembly SIMD backend's executor: the arena (arena.ts) is one shared WebAssembly.Memory, every tensor at a
 // fixed 16-byte-aligned address (no copies between kernels), between two guard bands as wide as the farthest
 // speculative read (codegen/wasm.ts). All kernels form one module, assembled once (cached on disk, keyed by the
-// compiler, the graph and the memory size) and instantiated on this thread and on a helper thread that runs the
-// upper half of each split kernel.
+// compiler, the graph, the memory size and the engine's features) and instantiated on this thread and on a helper
+// thread that runs the upper half of each split kernel.
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Graph } from '../ir/graph';
@@ -14,6 +14,7 @@ import { cachedModule } from '../codegen/assemble';
 import { ArenaExecutor, layoutArena, splitKernels, type Split } from './arena';
 import { HelperThread } from './helper-thread';
 import { cacheDir, compilerVersion } from './program-cache';
+import { wasmTarget } from './wasm-features';
 import type { ExecutorOptions } from './executor';
 
 type KernelFn = (lo: number, hi: number) => void;
@@ -57,10 +58,11 @@ export class WasmExecutor extends ArenaExecutor {
     const at = (id: number): number => 4 * this.layout.place.get(id)!.offset;
     // The compiler's code, the graph, every tensor's address and the memory size determine every kernel's text:
     // a warm start loads the binary without printing the kernels.
+    const target = wasmTarget();
     const addresses = [...this.layout.place].map(([node, p]) => `${node}@${p.offset}`).join(' ');
-    const key = createHash('sha256').update(compilerVersion()).update(printGraph(graph, { exprs: true })).update(`${addresses} pages ${pages}`).digest('hex').slice(0, 24);
+    const key = createHash('sha256').update(compilerVersion()).update(printGraph(graph, { exprs: true })).update(`${addresses} pages ${pages} fma ${target.fma}`).digest('hex').slice(0, 24);
     const { bytes, meta: sources } = cachedModule(path.join(cacheDir(), 'wasm'), key, () => {
-      const printed = kernels.map((k) => printWasmKernel(k, { out: at(k.node), inputs: k.inputs.map((i) => at(i.node)) }));
+      const printed = kernels.map((k) => printWasmKernel(k, { out: at(k.node), inputs: k.inputs.map((i) => at(i.node)) }, target));
       return { wat: wasmModule(printed, pages), meta: printed.map(({ splitExtent, splitAlign }) => ({ splitExtent, splitAlign })) };
     });
     const module = new WebAssembly.Module(bytes);

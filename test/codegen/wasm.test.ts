@@ -10,6 +10,7 @@ import { linConst, linKey, linOf, linVar, termsKey, type IndexEnv, type LoopVar 
 import { printWasmKernel, readReach } from '../../src/codegen/wasm';
 import { assembleWat } from '../../src/codegen/assemble';
 import { WasmExecutor } from '../../src/runtime/wasm-executor';
+import { wasmTarget } from '../../src/runtime/wasm-features';
 import { evaluateOutputs } from '../../src/ir/reference';
 import { randomFeeds, relL2 } from '../helpers';
 
@@ -74,6 +75,13 @@ describe('the schedule of the kernels ShuffleNet spends its time in', () => {
     expect(wat).toContain('(i32.const 16)'); // the plane loop steps by 16 floats
     expect(count(wat, /f32x4\.add \(f32x4\.add \(f32x4\.add/g)).toBe(1); // the 4 chains meet once per output
   });
+  it('with relaxed SIMD, the 1x1 conv adds its 8 products per step as fused multiply-adds', () => {
+    const g = trace({ params: {}, inputs: { x: [2, 24, 8, 8], w: [12, 8, 1, 1] } }, (_p, t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
+    const k = lowerGraph(g).at(-1)!;
+    const { wat } = printWasmKernel(k, { out: 1 << 20, inputs: [2 << 20, 3 << 20] }, { fma: true });
+    expect(count(wat, /f32x4\.relaxed_madd/g)).toBe(8);
+    expect(count(wat, /f32x4\.add \(local\.get \$t\d+\)/g)).toBe(0);
+  });
   it('3x3 depthwise conv with padding: lanes along x with per-lane bounds masks', () => {
     const { wat } = kernelOf({ x: [1, 4, 8, 8], w: [4, 1, 3, 3] }, (t) => ops.conv2d(t.x!, t.w!, { groups: 4, padding: 1 }));
     expect(wat).toContain('v128.bitselect');
@@ -108,6 +116,19 @@ describe('assembly and execution', () => {
       const got = executor.run(feeds);
       const want = evaluateOutputs(g, feeds);
       for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
+    } finally {
+      executor.close();
+    }
+  });
+  it('the executor uses the engine\'s fused multiply-add (relaxed SIMD, turned on for Node.js 20) and equals the reference', () => {
+    expect(wasmTarget().fma).toBe(true);
+    const g = trace({ params: {}, inputs: { x: [4, 24, 8, 8], w: [12, 8, 1, 1] } }, (_p, t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
+    const feeds = randomFeeds(g, 7);
+    const executor = new WasmExecutor(g, 1, { poison: true });
+    try {
+      const got = executor.run(feeds);
+      const want = evaluateOutputs(g, feeds);
+      for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-6);
     } finally {
       executor.close();
     }

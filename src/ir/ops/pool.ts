@@ -53,15 +53,34 @@ function pooled(x: Placeholder, a: PoolAttrs, window: (n: E, c: E, ys: E, xs: E)
     window(n, c, windowStart(y, a.stride, gy.before), windowStart(xx, a.stride, gx.before)));
 }
 
+/** The number of input elements averaged by the window starting at (ys, xs). */
+const windowCount = (ys: E, xs: E, a: PoolAttrs, H: number, W: number): E =>
+  validCount(ys, a.kernel, H).mul(validCount(xs, a.kernel, W));
+
 const avgPoolOp = defineOp<PoolAttrs>({
   name: 'avg_pool2d',
   compute: ([x], a) => pooled(x!, a, (n, c, ys, xs) =>
-    sum([a.kernel, a.kernel], (ky, kx) => x!.atOr(0, n, c, ys.add(ky), xs.add(kx)))
-      .div(validCount(ys, a.kernel, x!.shape[2]!).mul(validCount(xs, a.kernel, x!.shape[3]!)))),
-  vjp: (g, [x], _out, a) => [avgPool2dGrad(g, x!.shape, a)],
+    sum([a.kernel, a.kernel], (ky, kx) => x!.atOr(0, n, c, ys.add(ky), xs.add(kx))).div(windowCount(ys, xs, a, x!.shape[2]!, x!.shape[3]!))),
+  // Each window's gradient is divided by its count once, on the pooled grid, before it is spread over the window.
+  vjp: (g, [x], _out, a) => [avgPoolSpreadOp([windowMeanGradOp([g], { ...a, inputShape: x!.shape })], { ...a, inputShape: x!.shape })],
 });
 
-const avgPoolGradOp = defineOp<PoolAttrs & { inputShape: readonly number[] }>({
+type PoolGradAttrs = PoolAttrs & { inputShape: readonly number[] };
+
+// The gradient of a window mean: g divided by the window's count, per pooled position.
+const windowMeanGradOp = defineOp<PoolGradAttrs>({
+  name: 'avg_pool2d_grad_scale',
+  compute: ([g], { inputShape, ...a }) => {
+    const [, , H, W] = inputShape as [number, number, number, number];
+    const gy = poolGeometry(H, a);
+    const gx = poolGeometry(W, a);
+    return compute(g!.shape, (n, c, y, x) =>
+      g!.at(n, c, y, x).div(windowCount(windowStart(y, a.stride, gy.before), windowStart(x, a.stride, gx.before), a, H, W)));
+  },
+});
+
+// Each input element receives the (count-divided) gradient of every window that holds it.
+const avgPoolSpreadOp = defineOp<PoolGradAttrs>({
   name: 'avg_pool2d_grad',
   compute: ([g], { inputShape, ...a }) => {
     const [N, C, H, W] = inputShape as [number, number, number, number];
@@ -71,14 +90,10 @@ const avgPoolGradOp = defineOp<PoolAttrs & { inputShape: readonly number[] }>({
       sum([a.kernel, a.kernel], (ky, kx) => {
         const ty = tapOwner(i, ky, a.stride, gy.before, gy.out);
         const tx = tapOwner(j, kx, a.stride, gx.before, gx.out);
-        const count = validCount(windowStart(ty.at, a.stride, gy.before), a.kernel, H)
-          .mul(validCount(windowStart(tx.at, a.stride, gx.before), a.kernel, W));
-        return select(ty.ok.and(tx.ok), g!.at(n, c, ty.at, tx.at).div(count), 0);
+        return select(ty.ok.and(tx.ok), g!.at(n, c, ty.at, tx.at), 0);
       }));
   },
 });
-const avgPool2dGrad = (g: Tensor, inputShape: readonly number[], a: PoolAttrs): Tensor =>
-  avgPoolGradOp([g], { kernel: a.kernel, stride: a.stride, padding: a.padding, inputShape });
 
 const maxPoolOp = defineOp<PoolAttrs>({
   name: 'max_pool2d',
