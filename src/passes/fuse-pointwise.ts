@@ -5,21 +5,27 @@
 // writing x - mean and another (x - mean)² for the next to read back (Inductor's prologue fusion).
 //
 // A node with several readers is recomputed in each only when every reader takes it (otherwise it stays in memory
-// and recomputing it would only keep its inputs alive longer) and it reads at most one tensor of its own size
-// (recomputing one that combines two large tensors would move more bytes, not fewer).
+// and recomputing it would only keep its inputs alive longer) and that moves fewer bytes: R readers each reading
+// its F inputs of its own size, against it reading them, writing itself and being read R times (R F < F + 1 + R;
+// per-channel inputs are negligible). Training BN's input gradient dy * s + c * (x - mean), read by its mean and
+// by the subtraction of that mean, is recomputed from dy and x by both (2 x 2 < 2 + 1 + 2).
 import { exprToString, visitExpr, type Expr } from '../ir/expr';
 import { sizeOf, type Graph, type Node } from '../ir/graph';
 import { inlineWhere } from './inline';
 
-/** Arithmetic ops a recomputed node may have (x - mean, an affine map with ReLU, a sign flip). */
-const MAX_RECOMPUTED_OPS = 4;
+/**
+ * Distinct arithmetic ops a recomputed node may have (x - mean is 1; BN's input gradient dy * s + 2 c (x - mean)
+ * is 5): a memory pass costs far more than a few ops per element, but a long chain recomputed per reader would not.
+ */
+const MAX_RECOMPUTED_OPS = 6;
 
 const hasReduce = (e: Expr): boolean => { let r = false; visitExpr(e, (x) => { if (x.k === 'reduce') r = true; }); return r; };
 
+/** Arithmetic (not index) ops of `e`, each distinct subexpression once (kernels compute a repeated one once). */
 function arithmeticOps(e: Expr): number {
-  let n = 0;
-  visitExpr(e, (x) => { if ((x.k === 'bin' || x.k === 'un') && !isIndex(x)) n++; });
-  return n;
+  const distinct = new Set<string>();
+  visitExpr(e, (x) => { if ((x.k === 'bin' || x.k === 'un') && !isIndex(x)) distinct.add(exprToString(x)); });
+  return distinct.size;
 }
 const isIndex = (x: Expr): boolean => { let r = true; visitExpr(x, (y) => { if (y.k === 'read') r = false; }); return r; };
 
@@ -62,7 +68,8 @@ export function fusePointwise(g: Graph): { graph: Graph; record: { readonly inli
     const readers = users[producer.id]!;
     const takes = (reader: Node): boolean => reader.inputs.every((input, slot) => input !== producer.id || evaluationsOfInput(reader, slot) <= sizeOf(producer.shape));
     if (!takes(consumer)) return false;
-    return readers.length === 1 || (fullSizeInputs(work, producer) <= 1 && readers.every((u) => takes(work.node(u))));
+    const full = fullSizeInputs(work, producer);
+    return readers.length === 1 || (readers.length * full < full + 1 + readers.length && readers.every((u) => takes(work.node(u))));
   });
   return { graph, record: { inlined } };
 }

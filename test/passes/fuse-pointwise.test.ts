@@ -39,6 +39,19 @@ describe('pointwise fusion on printed examples', () => {
     expectEquivalent(before, after, feedsFor(before, 1));
   });
 
+  it('recomputes a * b in its 2 readers (2 x 2 inputs read, against 2 + 1 + 2)', () => {
+    const before = trace({ params: {}, inputs: { a: [2, 8], b: [2, 8] } }, (_p, { a, b }) => {
+      const both = ops.mul(a!, b!);
+      return { s: ops.sum(both, [1]), t: ops.scale(both, 3) };
+    });
+    const { graph: after, record } = fusePointwise(before);
+    const out = show('after', after);
+    expect(record.inlined).toBe(2);
+    expect(kernels(after)).toBe(2);
+    lineMatching(out, /= sum\[r\d+<8\]\(\(%0\[i0, r\d+\] \* %1\[i0, r\d+\]\)\)/);
+    expectEquivalent(before, after, feedsFor(before, 3));
+  });
+
   it('keeps a node whose reader would recompute it (a convolution window), and all its other readers with it', () => {
     const before = trace({ params: { w: { shape: [2, 2, 3, 3], role: 'param' } }, inputs: { x: [1, 2, 5, 5] } }, (p, { x }) => {
       const y = ops.relu(ops.neg(x!));
@@ -52,14 +65,14 @@ describe('pointwise fusion on printed examples', () => {
     expectEquivalent(before, after, feedsFor(before, 2));
   });
 
-  it('keeps a node with two readers that combines two tensors of its size, and one with too many ops', () => {
+  it('keeps a node whose recomputation would move more bytes (3 readers of a * b), and one with too many ops', () => {
     const before = trace({ params: {}, inputs: { a: [2, 8], b: [2, 8] } }, (_p, { a, b }) => {
-      const both = ops.mul(a!, b!);
-      const long = ops.exp(ops.neg(ops.exp(ops.neg(ops.exp(a!)))));
-      return { s: ops.sum(both, [1]), t: ops.scale(both, 3), u: ops.sum(long, [1]), v: ops.scale(long, 2) };
+      const both = ops.mul(a!, b!); // 3 readers x 2 inputs = 6 reads, against 2 reads + 1 write + 3 reads
+      const long = ops.exp(ops.neg(ops.exp(ops.neg(ops.exp(ops.neg(ops.exp(ops.neg(a!))))))));
+      return { s: ops.sum(both, [1]), t: ops.scale(both, 3), w: ops.neg(both), u: ops.sum(long, [1]), v: ops.scale(long, 2) };
     });
     const epilogues = fuseEpilogues(before).graph;
-    show('after epilogue fusion (the exp chain is one node of 5 ops)', epilogues, false);
+    show('after epilogue fusion (the exp chain is one node of 8 ops)', epilogues, false);
     const { graph: after, record } = fusePointwise(epilogues);
     expect(record.inlined).toBe(0);
     expect(kernels(after)).toBe(kernels(epilogues));
