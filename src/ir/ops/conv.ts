@@ -1,9 +1,10 @@
 // 2-D convolution (NCHW, OIHW weights, groups including depthwise) and its two gradient convolutions.
 import { defineOp, check } from '../op';
 import type { Tensor } from '../graph';
-import { compute, select, sum, type E } from '../te';
+import { compute, select, sum } from '../te';
 import { add } from './elementwise';
 import { reshape } from './shape';
+import { windowAtTap } from './window';
 
 export interface ConvAttrs {
   readonly stride: number;
@@ -44,14 +45,6 @@ const conv2dOp = defineOp<ConvAttrs>({
   vjp: (g, [x, w], _out, attrs) => [conv2dGradInput(g, w!, x!.shape, attrs), conv2dGradWeight(g, x!, w!.shape, attrs)],
 });
 
-/** Input coordinate `i` receives from output `(i + p - k) / s` when that divides exactly and is in range. */
-function transposedTap(i: E, k: E, s: number, p: number, outSize: number): { ok: E; at: E } {
-  const t = i.add(p).sub(k);
-  const at = s === 1 ? t : t.idiv(s);
-  const divides = s === 1 ? t.ge(0) : t.mod(s).eq(0).and(t.ge(0));
-  return { ok: divides.and(at.lt(outSize)), at };
-}
-
 const conv2dGradInputOp = defineOp<ConvAttrs & { inputShape: readonly number[] }>({
   name: 'conv2d_grad_input',
   compute: ([g, w], { stride: s, padding: p, groups: G, inputShape }) => {
@@ -61,8 +54,8 @@ const conv2dGradInputOp = defineOp<ConvAttrs & { inputShape: readonly number[] }
     const Og = O / G;
     return compute([N, C, H, W], (n, c, i, j) =>
       sum([Og, KH, KW], (oo, ky, kx) => {
-        const ty = transposedTap(i, ky, s, p, Ho);
-        const tx = transposedTap(j, kx, s, p, Wo);
+        const ty = windowAtTap(i, ky, s, p, Ho);
+        const tx = windowAtTap(j, kx, s, p, Wo);
         const o = c.idiv(Cg).mul(Og).add(oo);
         return select(ty.ok.and(tx.ok), g!.at(n, o, ty.at, tx.at).mul(w!.at(o, c.mod(Cg), ky, kx)), 0);
       }));

@@ -3,6 +3,7 @@ import { defineOp, check } from '../op';
 import type { Tensor } from '../graph';
 import { compute, lit, maximum, select, sum, type E, type Placeholder, type TensorExpr } from '../te';
 import { mean } from './reduce';
+import { holdingWindow, windowsPerInput } from './window';
 
 export interface PoolAttrs {
   readonly kernel: number;
@@ -34,14 +35,6 @@ const validCount = (start: E, k: number, n: number): E => start.add(k).min(n).su
 
 /** The window of output coordinate `o` starts at `o * s - before`; input `i` is tap `i - start`. */
 const windowStart = (o: E, s: number, before: number): E => o.mul(s).sub(before);
-
-/** Output coordinate whose window holds input `i` at tap `k`, when there is one. */
-function tapOwner(i: E, k: E, s: number, before: number, outSize: number): { ok: E; at: E } {
-  const t = i.add(before).sub(k);
-  const at = s === 1 ? t : t.idiv(s);
-  const divides = s === 1 ? t.ge(0) : t.mod(s).eq(0).and(t.ge(0));
-  return { ok: divides.and(at.lt(outSize)), at };
-}
 
 /** A pooling op's output: `window(n, c, ys, xs)` for each output position, its window starting at (ys, xs). */
 function pooled(x: Placeholder, a: PoolAttrs, window: (n: E, c: E, ys: E, xs: E) => E): TensorExpr {
@@ -86,10 +79,11 @@ const avgPoolSpreadOp = defineOp<PoolGradAttrs>({
     const [N, C, H, W] = inputShape as [number, number, number, number];
     const gy = poolGeometry(H, a);
     const gx = poolGeometry(W, a);
+    const T = windowsPerInput(a.kernel, a.stride);
     return compute([N, C, H, W], (n, c, i, j) =>
-      sum([a.kernel, a.kernel], (ky, kx) => {
-        const ty = tapOwner(i, ky, a.stride, gy.before, gy.out);
-        const tx = tapOwner(j, kx, a.stride, gx.before, gx.out);
+      sum([T, T], (t, u) => {
+        const ty = holdingWindow(i, t, a.stride, a.kernel, gy.before, gy.out);
+        const tx = holdingWindow(j, u, a.stride, a.kernel, gx.before, gx.out);
         return select(ty.ok.and(tx.ok), g!.at(n, c, ty.at, tx.at), 0);
       }));
   },
@@ -110,15 +104,16 @@ const maxPoolGradOp = defineOp<PoolAttrs>({
     const gy = poolGeometry(H, a);
     const gx = poolGeometry(W, a);
     const k = a.kernel;
+    const T = windowsPerInput(k, a.stride);
     return compute([N, C, H, W], (n, c, i, j) =>
-      sum([k, k], (ky, kx) => {
-        const ty = tapOwner(i, ky, a.stride, gy.before, gy.out);
-        const tx = tapOwner(j, kx, a.stride, gx.before, gx.out);
+      sum([T, T], (t, u) => {
+        const ty = holdingWindow(i, t, a.stride, k, gy.before, gy.out);
+        const tx = holdingWindow(j, u, a.stride, k, gx.before, gx.out);
         const best = y!.at(n, c, ty.at, tx.at);
         const ys = windowStart(ty.at, a.stride, gy.before);
         const xs = windowStart(tx.at, a.stride, gx.before);
         const earlierTies = sum([k, k], (ky2, kx2) =>
-          select(ky2.mul(k).add(kx2).lt(ky.mul(k).add(kx)), x!.atOr(-Infinity, n, c, ys.add(ky2), xs.add(kx2)).eq(best), 0));
+          select(ky2.mul(k).add(kx2).lt(ty.tap.mul(k).add(tx.tap)), x!.atOr(-Infinity, n, c, ys.add(ky2), xs.add(kx2)).eq(best), 0));
         const isFirstMax = x!.at(n, c, i, j).eq(best).and(earlierTies.eq(0));
         return select(ty.ok.and(tx.ok), select(isFirstMax, g!.at(n, c, ty.at, tx.at), lit(0)), 0);
       }));
