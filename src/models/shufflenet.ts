@@ -120,13 +120,13 @@ export const shufflenet = defineModel<ShuffleNetConfig>({
 
     const unit = (x: Tensor, u: Unit): Tensor => {
       const w = (name: string): Tensor => p[`${u.prefix}.${name}`]!;
+      // Stride 2: the shortcut is the input's 3x3 average pool (taken first, so the input need not outlive it).
+      const shortcut = u.stride === 1 ? x : avgPool2d(x, { kernel: 3, stride: 2, padding: 'same' });
       let branch = relu(bn(conv2d(x, w('branch_main_1.0.weight'), { groups: u.firstGroup ? 1 : cfg.group }), `${u.prefix}.branch_main_1.1`));
       if (cfg.group > 1) branch = channelShuffle(branch, cfg.group);
       branch = bn(conv2d(branch, w('branch_main_2.0.weight'), { stride: u.stride, padding: 1, groups: u.oup / 4 }), `${u.prefix}.branch_main_2.1`);
       branch = bn(conv2d(branch, w('branch_main_2.2.weight'), { groups: cfg.group }), `${u.prefix}.branch_main_2.3`);
-      if (u.stride === 1) return relu(add(x, branch));
-      const shortcut = avgPool2d(x, { kernel: 3, stride: 2, padding: 'same' });
-      return relu(concat([shortcut, branch], 1));
+      return relu(u.stride === 1 ? add(shortcut, branch) : concat([shortcut, branch], 1));
     };
 
     const stride = cfg.stem === 'imagenet' ? 2 : 1;

@@ -11,15 +11,13 @@
 // by the subtraction of that mean, is recomputed from dy and x by both (2 x 2 < 2 + 1 + 2).
 import { exprToString, visitExpr, type Expr } from '../ir/expr';
 import { sizeOf, type Graph, type Node } from '../ir/graph';
-import { inlineWhere } from './inline';
+import { hasReduce, inlineWhere } from './inline';
 
 /**
  * Distinct arithmetic ops a recomputed node may have (x - mean is 1; BN's input gradient dy * s + 2 c (x - mean)
  * is 5): a memory pass costs far more than a few ops per element, but a long chain recomputed per reader would not.
  */
 const MAX_RECOMPUTED_OPS = 6;
-
-const hasReduce = (e: Expr): boolean => { let r = false; visitExpr(e, (x) => { if (x.k === 'reduce') r = true; }); return r; };
 
 /** Arithmetic (not index) ops of `e`, each distinct subexpression once (kernels compute a repeated one once). */
 function arithmeticOps(e: Expr): number {

@@ -5,6 +5,8 @@ import { Graph, isSource, reorder, type Node } from '../ir/graph';
 import { freshReduceVar } from '../ir/te';
 import { simplify } from '../ir/simplify';
 
+export const hasReduce = (e: Expr): boolean => { let r = false; visitExpr(e, (x) => { if (x.k === 'reduce') r = true; }); return r; };
+
 /** Does `e` read input `k` inside a reduction (where an inlined producer would be recomputed per step)? */
 export function readsInsideReduce(e: Expr, k: number): boolean {
   let inside = false;

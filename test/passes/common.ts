@@ -179,12 +179,12 @@ export function unitForward(p: Record<string, Tensor>, x: Tensor, u: UnitShape, 
   const bn = (t: Tensor, prefix: string) => ops.batchNorm(t, {
     weight: p[`${prefix}.weight`]!, bias: p[`${prefix}.bias`]!, running_mean: p[`${prefix}.running_mean`]!, running_var: p[`${prefix}.running_var`]!,
   }, { training });
+  const shortcut = u.stride === 1 ? x : ops.avgPool2d(x, { kernel: 3, stride: 2, padding: 'same' });
   let b = ops.relu(bn(ops.conv2d(x, p['conv1.weight']!, { groups: u.firstGroup ? 1 : u.groups }), 'bn1'));
   if (u.groups > 1) b = channelShuffle(b, u.groups);
   b = bn(ops.conv2d(b, p['dw.weight']!, { stride: u.stride, padding: 1, groups: mid }), 'bn2');
   b = bn(ops.conv2d(b, p['conv2.weight']!, { groups: u.groups }), 'bn3');
-  if (u.stride === 1) return ops.relu(ops.add(x, b));
-  return ops.relu(ops.concat([ops.avgPool2d(x, { kernel: 3, stride: 2, padding: 'same' }), b], 1));
+  return ops.relu(u.stride === 1 ? ops.add(shortcut, b) : ops.concat([shortcut, b], 1));
 }
 
 /** Trace one unit in inference mode (BN on running statistics): output `out`. */
