@@ -1,6 +1,6 @@
 // What tsc-nn's two CPU executors (wasm, js) share: every tensor at a fixed place of one arena laid out by the
 // memory plan (every kernel output where the plan puts it, then each source at its own place), feeding and reading
-// it, and running each kernel, split across this thread and a helper thread when it is worth a handoff.
+// it, and running each kernel, shared in chunks with a helper thread when it is worth a handoff.
 import { isSource, sizeOf, type Graph } from '../ir/graph';
 import type { LoweredKernel } from '../codegen/lower';
 import { planMemory } from '../passes/memory-plan';
@@ -34,15 +34,19 @@ export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
   return { place, floats: offset + guard };
 }
 
-export interface Split { readonly mid: number; readonly hi: number }
+/** Rows [0, hi) of a kernel's split axis, run in chunks of `chunk` rows (chunk >= hi: on one thread). */
+export interface Split { readonly chunk: number; readonly hi: number }
 
-/** Where each kernel's outermost axis is cut between the two threads (mid === hi: not split), at a multiple of its align. */
+/** Chunks per split kernel: enough for the faster thread to take more of them, few enough to cost nothing. */
+const CHUNKS = 8;
+
+/** How each kernel's split axis is cut into chunks for the threads to share, each a multiple of its align. */
 export function splitKernels(kernels: readonly LoweredKernel[], splitExtents: readonly number[], threads: number, aligns: readonly number[] = []): Split[] {
   return kernels.map((k, i) => {
-    const extent = splitExtents[i]!;
+    const hi = splitExtents[i]! || 1;
     const align = aligns[i] ?? 1;
-    const parallel = threads > 1 && extent >= 2 * align && sizeOf(k.output.shape) + k.macs >= MIN_PARALLEL_WORK;
-    return { mid: parallel ? Math.ceil(extent / 2 / align) * align : (extent || 1), hi: extent || 1 };
+    const parallel = threads > 1 && hi >= 2 * align && sizeOf(k.output.shape) + k.macs >= MIN_PARALLEL_WORK;
+    return { chunk: parallel ? Math.ceil(hi / Math.min(CHUNKS, hi / align) / align) * align : hi, hi };
   });
 }
 
@@ -74,14 +78,9 @@ export abstract class ArenaExecutor implements Executor {
   runKernels(): void {
     this.kernels.forEach((k, i) => {
       if (this.opts.poison) { const p = this.layout.place.get(k.node)!; this.floats.fill(NaN, p.offset, p.offset + p.length); }
-      const { mid, hi } = this.splits[i]!;
-      if (mid < hi) {
-        this.helper!.start(i);
-        this.call(i, 0, mid);
-        this.helper!.join();
-      } else {
-        this.call(i, 0, hi);
-      }
+      const { chunk, hi } = this.splits[i]!;
+      if (chunk < hi) this.helper!.runSplit(i, (lo, end) => this.call(i, lo, end));
+      else this.call(i, 0, hi);
     });
   }
 

@@ -1,5 +1,5 @@
 // The JavaScript backend's executor: kernels are plain JavaScript loop nests (codegen/js.ts) over subarrays of one
-// shared arena (arena.ts); split kernels run their upper half on a helper thread that compiles the same sources.
+// shared arena (arena.ts); split kernels share their chunks with a helper thread that compiles the same sources.
 import type { Graph } from '../ir/graph';
 import { lowerGraph } from '../codegen/lower';
 import { printJsKernel } from '../codegen/js';
@@ -12,8 +12,8 @@ type Kernel = (...args: (Float32Array | number)[]) => void;
 // Runs on the helper thread: the same kernel sources over the same arena.
 const HELPER_SETUP = `
 const floats = new Float32Array(workerData.arena);
-const kernels = workerData.kernels.map((k) => ({ fn: new Function(...k.params, k.body), args: k.args.map(([off, len]) => floats.subarray(off, off + len)), mid: k.mid, hi: k.hi }));
-return (i) => { const k = kernels[i]; k.fn(...k.args, k.mid, k.hi); };
+const kernels = workerData.kernels.map((k) => ({ fn: new Function(...k.params, k.body), args: k.args.map(([off, len]) => floats.subarray(off, off + len)) }));
+return (i, lo, hi) => { const k = kernels[i]; k.fn(...k.args, lo, hi); };
 `;
 
 export class JsExecutor extends ArenaExecutor {
@@ -32,12 +32,12 @@ export class JsExecutor extends ArenaExecutor {
     this.fns = sources.map((s) => new Function(...s.params, s.body) as Kernel);
     this.args = this.kernels.map((k) => tensors(k).map(view));
     this.splits = splitKernels(this.kernels, sources.map((s) => s.splitExtent), threads);
-    if (this.splits.some((s) => s.mid < s.hi)) {
+    if (this.splits.some((s) => s.chunk < s.hi)) {
       const kernels = sources.map((s, i) => ({
-        params: s.params, body: s.body, ...this.splits[i]!,
+        params: s.params, body: s.body,
         args: tensors(this.kernels[i]!).map((id) => [this.layout.place.get(id)!.offset, this.layout.place.get(id)!.length]),
       }));
-      this.helper = new HelperThread(HELPER_SETUP, { arena, kernels });
+      this.helper = new HelperThread(HELPER_SETUP, { arena, kernels }, this.splits);
     }
   }
 

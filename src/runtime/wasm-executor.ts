@@ -2,7 +2,7 @@
 // fixed 16-byte-aligned address (no copies between kernels), between two guard bands as wide as the farthest
 // speculative read (codegen/wasm.ts). All kernels form one module, assembled once (cached on disk, keyed by the
 // compiler, the graph, the memory size and the engine's features) and instantiated on this thread and on a helper
-// thread that runs the upper half of each split kernel.
+// thread that shares each split kernel's chunks.
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Graph } from '../ir/graph';
@@ -24,10 +24,10 @@ const MAX_PAGES = 65536;
 
 // Runs on the helper thread: the same module over the same memory.
 const HELPER_SETUP = `
-const { module, memory, names, splits } = workerData;
+const { module, memory, names } = workerData;
 const instance = new WebAssembly.Instance(module, { env: { memory, exp: Math.exp, log: Math.log } });
 const fns = names.map((n) => instance.exports[n]);
-return (i) => fns[i](splits[i].mid, splits[i].hi);
+return (i, lo, hi) => fns[i](lo, hi);
 `;
 
 const imports = (memory: WebAssembly.Memory): Record<string, Record<string, unknown>> => ({ env: { memory, exp: Math.exp, log: Math.log } });
@@ -69,8 +69,8 @@ export class WasmExecutor extends ArenaExecutor {
     const instance = new WebAssembly.Instance(module, imports(memory));
     this.fns = kernels.map((k) => instance.exports[k.name] as KernelFn);
     this.splits = splitKernels(kernels, sources.map((s) => s.splitExtent), threads, sources.map((s) => s.splitAlign));
-    if (this.splits.some((s) => s.mid < s.hi)) {
-      this.helper = new HelperThread(HELPER_SETUP, { module, memory, names: kernels.map((k) => k.name), splits: this.splits });
+    if (this.splits.some((s) => s.chunk < s.hi)) {
+      this.helper = new HelperThread(HELPER_SETUP, { module, memory, names: kernels.map((k) => k.name) }, this.splits);
     }
   }
 

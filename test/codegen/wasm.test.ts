@@ -94,12 +94,12 @@ describe('the schedule of the kernels ShuffleNet spends its time in', () => {
 });
 
 describe('assembly and execution', () => {
-  it('a weight gradient blocked by 2 along its 6 output channels splits at channel 4 and equals the reference', () => {
+  it('a weight gradient blocked by 2 along its 6 output channels is shared in chunks of 2 channels and equals the reference', () => {
     const g = trace({ params: {}, inputs: { g: [8, 6, 16, 16], x: [8, 12, 16, 16] } }, (_p, t) => ops.conv2dGradWeight(t.g!, t.x!, [6, 4, 1, 1], { stride: 1, padding: 0, groups: 3 }));
     const feeds = randomFeeds(g, 5);
     const executor = new WasmExecutor(g, 2, { poison: true });
     try {
-      expect((executor as unknown as { splits: { mid: number; hi: number }[] }).splits.at(-1)).toEqual({ mid: 4, hi: 6 });
+      expect((executor as unknown as { splits: { chunk: number; hi: number }[] }).splits.at(-1)).toEqual({ chunk: 2, hi: 6 });
       const got = executor.run(feeds);
       const want = evaluateOutputs(g, feeds);
       for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
@@ -112,7 +112,7 @@ describe('assembly and execution', () => {
     const feeds = randomFeeds(g, 6);
     const executor = new WasmExecutor(g, 2, { poison: true });
     try {
-      expect((executor as unknown as { splits: { mid: number; hi: number }[] }).splits.at(-1)).toEqual({ mid: 6, hi: 12 });
+      expect((executor as unknown as { splits: { chunk: number; hi: number }[] }).splits.at(-1)).toEqual({ chunk: 2, hi: 12 });
       const got = executor.run(feeds);
       const want = evaluateOutputs(g, feeds);
       for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
@@ -141,7 +141,7 @@ describe('assembly and execution', () => {
     const feeds = randomFeeds(g, 3);
     const executor = new WasmExecutor(g, 2, { poison: true });
     try {
-      expect((executor as unknown as { splits: { mid: number; hi: number }[] }).splits.some((s) => s.mid < s.hi)).toBe(true);
+      expect((executor as unknown as { splits: { chunk: number; hi: number }[] }).splits.some((s) => s.chunk < s.hi)).toBe(true);
       const got = executor.run(feeds);
       const want = evaluateOutputs(g, feeds);
       for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
