@@ -205,6 +205,18 @@ class WatPrinter {
     };
     if (addrs.every((l) => linKey(l) === linKey(addrs[0]!))) return load(addrs[0]!, 'f32.load');
     if (addrs.every((l, i) => termsKey(l) === termsKey(addrs[0]!) && l.c === addrs[0]!.c + 4 * i)) return load(addrs[0]!, 'v128.load');
+    // Lanes within 8 floats of each other (a stride-2 read, a transposed stride-2 read's repeats): one or two
+    // vector loads and a shuffle instead of a gather.
+    if (addrs.every((l) => termsKey(l) === termsKey(addrs[0]!))) {
+      const lo = Math.min(...addrs.map((l) => l.c));
+      const offsets = addrs.map((l) => l.c - lo);
+      if (offsets.every((o) => o % 4 === 0 && o < 32)) {
+        const first = load({ ...addrs[0]!, c: lo }, 'v128.load');
+        const second = offsets.some((o) => o >= 16) ? load({ ...addrs[0]!, c: lo + 16 }, 'v128.load') : first;
+        const bytes = offsets.flatMap((o) => [o, o + 1, o + 2, o + 3]);
+        return this.bindVal({ code: `(i8x16.shuffle ${bytes.join(' ')} ${first.code} ${second.code})`, vec: true, level: maxLevel(first, second) });
+      }
+    }
     let v = `(f32x4.splat ${load(addrs[0]!, 'f32.load').code})`;
     addrs.forEach((l, i) => { if (i > 0) v = `(f32x4.replace_lane ${i} ${v} ${load(l, 'f32.load').code})`; });
     return this.bindVal({ code: v, vec: true, level: maxLevel(...addrs.map((l) => ({ level: linLevel(l) }))) });
