@@ -128,6 +128,14 @@ class WatPrinter {
   closeLoop(v: string, start: string, end: string, step: number): void {
     const b = this.blocks.pop()!;
     const id = this.count++;
+    const bound = (code: string): number | undefined => { const m = /^\(i32\.const (-?\d+)\)$/.exec(code); return m ? Number(m[1]) : undefined; };
+    const runsOnce = (bound(start) ?? Infinity) < (bound(end) ?? -Infinity);
+    // A loop known to run at least once tests at the bottom: one branch per iteration instead of two.
+    if (runsOnce) {
+      this.current.body.push(`(local.set ${v} ${start})`, `(loop $l${id}`, ...b.prelude, ...b.body,
+        `(br_if $l${id} (i32.lt_s (local.tee ${v} (i32.add (local.get ${v}) (i32.const ${step}))) ${end})))`);
+      return;
+    }
     this.current.body.push(`(local.set ${v} ${start})`, `(block $b${id} (loop $l${id}`, `(br_if $b${id} (i32.ge_s (local.get ${v}) ${end}))`,
       ...b.prelude, ...b.body, `(local.set ${v} (i32.add (local.get ${v}) (i32.const ${step})))`, `(br $l${id})))`);
   }
