@@ -18,6 +18,19 @@ describe('benchmarks', () => {
     for (const k of ['compileMs', 'firstStepMs', 'medianStepMs', 'imagesPerSec', 'gflops', 'peakRssMb']) expect(j[k]).toBeGreaterThan(0);
   }, 120_000);
 
+  it('the kernel profile groups every kernel of a step by phase and ops, and names a bad flag in one line', () => {
+    const r = node(['dist/tools/bench/kernel-profile.js', '--size', '0.5x', '--batch', '2', '--reps', '1', '--top', '200', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim());
+    expect(j).toMatchObject({ mode: 'train', batch: 2, threads: 1 });
+    expect(j.groups.reduce((n: number, g: { kernels: number }) => n + g.kernels, 0)).toBe(j.kernels);
+    expect(j.groups.reduce((s: number, g: { share: number }) => s + g.share, 0)).toBeCloseTo(1, 6);
+    expect(new Set(j.groups.map((g: { phase: string }) => g.phase))).toEqual(new Set(['forward', 'backward', 'optimizer']));
+    const bad = node(['dist/tools/bench/kernel-profile.js', '--size', '3x']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toBe('kernel-profile: --size must be one of 0.5x, 1.0x, 1.5x, 2.0x (got 3x)');
+  }, 120_000);
+
   it('the smoke table measures wasm and js for inference and training and writes both reports', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tsc-nn-bench-'));
     const r = node(['dist/tools/bench/table.js', '--smoke', '--out', out]);

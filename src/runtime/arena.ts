@@ -84,6 +84,11 @@ export abstract class ArenaExecutor implements Executor {
     });
   }
 
+  /** Run kernel `i` alone, all its rows on this thread (profiling). */
+  runKernelAlone(i: number): void {
+    this.call(i, 0, this.splits[i]!.hi);
+  }
+
   close(): void {
     this.helper?.close();
   }

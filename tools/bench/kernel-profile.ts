@@ -1,0 +1,66 @@
+// Where a ShuffleNet step spends its time on the wasm backend: every kernel timed alone on one thread (its inputs
+// are whatever the previous full runs left in the arena), grouped by phase and fused-op signature, with achieved
+// GFLOP/s. Usage:
+//   node dist/tools/bench/kernel-profile.js [--size 0.5x] [--mode train|infer] [--batch 64] [--reps 3] [--top 25] [--json]
+import { parseArgs } from 'node:util';
+import { shufflenet, SIZES, type Size } from '../../src/models/shufflenet';
+import { compileModel } from '../../src/runtime/programs';
+import { initParams } from '../../src/runtime/init';
+import { uniform } from '../../src/runtime/random';
+import { sizeOf } from '../../src/ir/graph';
+import { WasmExecutor } from '../../src/runtime/wasm-executor';
+import { oneOf, positiveInt } from '../commands/common';
+
+export interface KernelGroup { readonly phase: string; readonly ops: string; readonly kernels: number; readonly ms: number; readonly share: number; readonly gflops: number }
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { size: { type: 'string' }, mode: { type: 'string' }, batch: { type: 'string' }, reps: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  const size = oneOf('size', values.size, SIZES, '0.5x' as Size);
+  const mode = oneOf('mode', values.mode, ['train', 'infer'] as const, 'train');
+  const batch = positiveInt('batch', values.batch, 64);
+  const reps = positiveInt('reps', values.reps, 3);
+  const top = positiveInt('top', values.top, 25);
+  const config = shufflenet.configure!({ size, group: 3, stem: 'cifar' });
+  const program = await compileModel(shufflenet, config, mode, batch);
+  const params = initParams(shufflenet.params(config), 1);
+  const feeds: Record<string, Float32Array> = {};
+  program.graph.sources().forEach((n, i) => { feeds[n.name!] = params.get(n.name!) ?? uniform(sizeOf(n.shape), i + 1); });
+  if (feeds.label) feeds.label = feeds.label.map((_, i) => i % config.classes);
+  if (feeds.lr) feeds.lr = new Float32Array([0.01]);
+  const executor = new WasmExecutor(program.graph, 1);
+  try {
+    for (let i = 0; i < 2; i++) executor.run(feeds);
+    const times = new Float64Array(executor.kernels.length);
+    for (let r = 0; r < reps; r++) {
+      executor.kernels.forEach((_, i) => { const t = performance.now(); executor.runKernelAlone(i); times[i] += (performance.now() - t) / reps; });
+    }
+    const total = times.reduce((a, b) => a + b, 0);
+    const groups = new Map<string, { phase: string; ops: string; kernels: number; ms: number; macs: number }>();
+    executor.kernels.forEach((k, i) => {
+      const phase = program.graph.node(k.node).phase ?? 'forward';
+      const key = `${phase} ${k.ops.join('>')}`;
+      const g = groups.get(key) ?? { phase, ops: k.ops.join('>'), kernels: 0, ms: 0, macs: 0 };
+      g.kernels++; g.ms += times[i]!; g.macs += k.macs;
+      groups.set(key, g);
+    });
+    const rows: KernelGroup[] = [...groups.values()].sort((a, b) => b.ms - a.ms).slice(0, top)
+      .map((g) => ({ phase: g.phase, ops: g.ops, kernels: g.kernels, ms: g.ms, share: g.ms / total, gflops: (2 * g.macs) / (g.ms * 1e6) }));
+    if (values.json) {
+      console.log(JSON.stringify({ model: `shufflenet ${size} g3 cifar`, mode, batch, threads: 1, kernels: executor.kernels.length, totalMs: total, groups: rows }));
+      return;
+    }
+    console.log(`shufflenet ${size} g3, ${mode}, batch ${batch}: ${executor.kernels.length} kernels, ${total.toFixed(1)} ms on one thread (each kernel alone)`);
+    console.log('     ms  share  kernels  GFLOP/s  phase      kernel');
+    for (const g of rows) {
+      console.log(`${g.ms.toFixed(1).padStart(7)}  ${(100 * g.share).toFixed(1).padStart(4)}%  ${String(g.kernels).padStart(7)}  ${g.gflops.toFixed(1).padStart(7)}  ${g.phase.padEnd(9)}  ${g.ops}`);
+    }
+  } finally {
+    executor.close();
+  }
+}
+
+if (process.argv[1] && /kernel-profile\.[jt]s$/.test(process.argv[1])) {
+  main().catch((e: unknown) => { console.error(`kernel-profile: ${(e as Error).message}`); process.exit(1); });
+}
