@@ -5,9 +5,18 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { median } from '../tools/bench/measure';
 
 const root = path.resolve(__dirname, '..');
 const node = (args: string[]) => spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, TSC_NN_CACHE: fs.mkdtempSync(path.join(os.tmpdir(), 'tsc-nn-cache-')) } });
+
+describe('benchmark statistics', () => {
+  it('the median of an even count is the mean of the two middle values', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([404, 506])).toBe(455);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+});
 
 describe('benchmarks', () => {
   it('tsc-nn bench --json: one line naming the backend that ran, with timings and memory', () => {
@@ -44,5 +53,10 @@ describe('benchmarks', () => {
     const md = fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8');
     expect(md).toMatch(/## 0\.5x g3 cifar, batch 2, training step \(smoke\)/);
     expect(md).toMatch(/\| wasm \| [\d.]+ \([\d.]+-[\d.]+\) \| \d+ \| 1\.00x \|/);
+    // --render rewrites the same markdown from the saved JSON, measuring nothing.
+    fs.rmSync(path.join(out, 'benchmarks.md'));
+    const again = node(['dist/tools/bench/table.js', '--render', path.join(out, 'benchmarks.json')]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8')).toBe(md);
   }, 300_000);
 });

@@ -19,19 +19,20 @@ import { hasReduce, inlineWhere } from './inline';
  */
 const MAX_RECOMPUTED_OPS = 6;
 
+const readsNothing = (x: Expr): boolean => { let r = true; visitExpr(x, (y) => { if (y.k === 'read') r = false; }); return r; };
+
 /** Arithmetic (not index) ops of `e`, each distinct subexpression once (kernels compute a repeated one once). */
 function arithmeticOps(e: Expr): number {
   const distinct = new Set<string>();
-  visitExpr(e, (x) => { if ((x.k === 'bin' || x.k === 'un') && !isIndex(x)) distinct.add(exprToString(x)); });
+  visitExpr(e, (x) => { if ((x.k === 'bin' || x.k === 'un') && !readsNothing(x)) distinct.add(exprToString(x)); });
   return distinct.size;
 }
-const isIndex = (x: Expr): boolean => { let r = true; visitExpr(x, (y) => { if (y.k === 'read') r = false; }); return r; };
 
 /**
  * How many times `consumer` evaluates its reads of input `k`: per distinct read (identical reads are computed
  * once), its output size times the extents of the reductions around it.
  */
-export function evaluationsOfInput(consumer: Node, k: number): number {
+function evaluationsOfInput(consumer: Node, k: number): number {
   const seen = new Set<string>();
   let total = 0;
   const walk = (e: Expr, iterations: number): void => {

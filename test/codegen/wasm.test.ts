@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { axis, bin, cst } from '../../src/ir/expr';
 import { trace } from '../../src/ir/trace';
 import * as ops from '../../src/ir/ops';
-import type { Tensor } from '../../src/ir/graph';
+import type { Graph, Tensor } from '../../src/ir/graph';
 import { lowerGraph } from '../../src/codegen/lower';
 import { linConst, linKey, linOf, linVar, termsKey, type IndexEnv, type LoopVar } from '../../src/codegen/affine';
 import { printWasmKernel, readReach } from '../../src/codegen/wasm';
@@ -93,60 +93,41 @@ describe('the schedule of the kernels ShuffleNet spends its time in', () => {
   });
 });
 
+type Splits = { splits: { chunk: number; hi: number }[] };
+
+/** Run `g` on the wasm executor (poisoned arena) and compare every output with the float64 reference. */
+function expectReference(g: Graph, threads: number, seed: number, tol: number, inspect: (splits: Splits['splits']) => void = () => {}): void {
+  const feeds = randomFeeds(g, seed);
+  const executor = new WasmExecutor(g, threads, { poison: true });
+  try {
+    inspect((executor as unknown as Splits).splits);
+    const got = executor.run(feeds);
+    const want = evaluateOutputs(g, feeds);
+    for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(tol);
+  } finally {
+    executor.close();
+  }
+}
+
 describe('assembly and execution', () => {
   it('a weight gradient blocked by 2 along its 6 output channels is shared in chunks of 2 channels and equals the reference', () => {
     const g = trace({ params: {}, inputs: { g: [8, 6, 16, 16], x: [8, 12, 16, 16] } }, (_p, t) => ops.conv2dGradWeight(t.g!, t.x!, [6, 4, 1, 1], { stride: 1, padding: 0, groups: 3 }));
-    const feeds = randomFeeds(g, 5);
-    const executor = new WasmExecutor(g, 2, { poison: true });
-    try {
-      expect((executor as unknown as { splits: { chunk: number; hi: number }[] }).splits.at(-1)).toEqual({ chunk: 2, hi: 6 });
-      const got = executor.run(feeds);
-      const want = evaluateOutputs(g, feeds);
-      for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
-    } finally {
-      executor.close();
-    }
+    expectReference(g, 2, 5, 1e-5, (splits) => expect(splits.at(-1)).toEqual({ chunk: 2, hi: 6 }));
   });
   it('a keepdims reduction ([1, C, 1, 1]) splits its channels between the threads and equals the reference', () => {
     const g = trace({ params: {}, inputs: { dy: [16, 12, 16, 16], x: [16, 12, 16, 16] } }, (_p, t) => ops.sum(ops.mul(t.dy!, t.x!), [0, 2, 3], true));
-    const feeds = randomFeeds(g, 6);
-    const executor = new WasmExecutor(g, 2, { poison: true });
-    try {
-      expect((executor as unknown as { splits: { chunk: number; hi: number }[] }).splits.at(-1)).toEqual({ chunk: 2, hi: 12 });
-      const got = executor.run(feeds);
-      const want = evaluateOutputs(g, feeds);
-      for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
-    } finally {
-      executor.close();
-    }
+    expectReference(g, 2, 6, 1e-5, (splits) => expect(splits.at(-1)).toEqual({ chunk: 2, hi: 12 }));
   });
   it('the executor uses the engine\'s fused multiply-add (relaxed SIMD, turned on for Node.js 20) and equals the reference', () => {
     expect(wasmTarget().fma).toBe(true);
     const g = trace({ params: {}, inputs: { x: [4, 24, 8, 8], w: [12, 8, 1, 1] } }, (_p, t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
-    const feeds = randomFeeds(g, 7);
-    const executor = new WasmExecutor(g, 1, { poison: true });
-    try {
-      const got = executor.run(feeds);
-      const want = evaluateOutputs(g, feeds);
-      for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-6);
-    } finally {
-      executor.close();
-    }
+    expectReference(g, 1, 7, 1e-6);
   });
   it('wabt errors name the problem', () => {
     expect(() => assembleWat('(module (func (i32.frobnicate)))')).toThrow(/wabt could not assemble the generated kernels: .*unexpected token "?i32\.frobnicate/s);
   });
   it('a kernel big enough to split runs on two threads and equals the reference', () => {
     const g = trace({ params: {}, inputs: { x: [8, 24, 16, 16], w: [24, 8, 1, 1] } }, (_p, t) => ops.relu(ops.conv2d(t.x!, t.w!, { groups: 3 })));
-    const feeds = randomFeeds(g, 3);
-    const executor = new WasmExecutor(g, 2, { poison: true });
-    try {
-      expect((executor as unknown as { splits: { chunk: number; hi: number }[] }).splits.some((s) => s.chunk < s.hi)).toBe(true);
-      const got = executor.run(feeds);
-      const want = evaluateOutputs(g, feeds);
-      for (const key of Object.keys(want)) expect(relL2(want[key]!, got[key]!)).toBeLessThan(1e-5);
-    } finally {
-      executor.close();
-    }
+    expectReference(g, 2, 3, 1e-5, (splits) => expect(splits.some((s) => s.chunk < s.hi)).toBe(true));
   });
 });

@@ -28,7 +28,12 @@ export interface StepSummary {
   readonly imagesPerSec: number;
 }
 
-export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The middle value (the mean of the two middle values of an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 export function summarize(t: StepTimes<unknown>, batch: number): StepSummary {
   const mid = median(t.times);

@@ -1,7 +1,8 @@
 // `npm run bench`: issue 5's benchmark table. Every configuration runs on every tsc-nn backend that starts here and
 // on the peers (TensorFlow.js cpu/wasm, jax-js), each measurement in its own process (peak RSS is per process),
 // interleaved A B A B over rounds; results go to docs/benchmarks.json and docs/benchmarks.md with the date, the
-// machine and the command. `--smoke` runs a seconds-long version (tiny batch, our fast backends) for CI.
+// machine and the command. `--smoke` runs a seconds-long version (tiny batch, our fast backends) for CI;
+// `--render FILE` rewrites the markdown beside a saved JSON report without measuring again.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -64,10 +65,12 @@ const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' ? v.toFix
 
 function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: readonly ConvResult[], meta: Record<string, string>): string {
   const lines = [`# Benchmarks`, '', `${meta.date}; ${meta.machine}; \`${meta.command}\`.`, '',
-    'Medians over all timed steps of all rounds (min-max in brackets); every measurement in its own process, the systems',
-    'interleaved round by round. "vs wasm" is images/s relative to tsc-nn\'s wasm backend. Peers run the same model on',
-    'the same weights and data; "agrees" is their first output against tsc-nn\'s (logits relative L2, or the',
-    'training loss difference). Compile: building the program and kernels; first step: the first run after it.', ''];
+    'Each figure is the median over rounds of that round\'s median step (min-max over rounds in brackets); every',
+    'measurement in its own process, the systems interleaved round by round. "vs wasm" is images/s relative to',
+    'tsc-nn\'s wasm backend. Peers run the same model on the same weights and data; "agrees" is their first output',
+    'against tsc-nn\'s (logits relative L2, or the training loss difference). Compile: building the program and',
+    'kernels; first step: the first run after it; both from the first round, which for tsc-nn starts with empty',
+    'caches. Peak RSS: the largest of the rounds (benchmarks.json has every round).', ''];
   for (const c of configs) {
     const rows = table.get(c.id)!;
     const wasm = rows.find((r) => r.system === 'wasm');
@@ -84,7 +87,7 @@ function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: 
       const steps = ok.map((x) => x.medianStepMs as number);
       const agree = ok[0]!.agreement as Record<string, number> | undefined;
       const agrees = agree ? Object.entries(agree).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ') : '';
-      lines.push(`| ${r.system} | ${fmt(median(ips))} (${fmt(Math.min(...ips))}-${fmt(Math.max(...ips))}) | ${median(steps)} | ${fmt(median(ips) / ref, 2)}x | ${ok[0]!.compileMs} | ${ok[0]!.firstStepMs} | ${Math.max(...ok.map((x) => x.peakRssMb as number))} | ${fmt(ok[0]!.gflops)} | ${agrees} |`);
+      lines.push(`| ${r.system} | ${fmt(median(ips))} (${fmt(Math.min(...ips))}-${fmt(Math.max(...ips))}) | ${fmt(median(steps), 0)} | ${fmt(median(ips) / ref, 2)}x | ${ok[0]!.compileMs} | ${ok[0]!.firstStepMs} | ${Math.max(...ok.map((x) => x.peakRssMb as number))} | ${fmt(ok[0]!.gflops)} | ${agrees} |`);
     }
     lines.push('');
   }
@@ -98,7 +101,15 @@ function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, 'conv-only': { type: 'boolean' }, out: { type: 'string' }, rounds: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' } } });
+  const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, 'conv-only': { type: 'boolean' }, out: { type: 'string' }, rounds: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' }, render: { type: 'string' } } });
+  if (values.render) {
+    // Rewrite the markdown from a saved JSON report (the same measurements, no new runs).
+    const saved = JSON.parse(fs.readFileSync(values.render, 'utf8')) as { configs: (Config & { rows: Row[] })[]; groupConv: ConvResult[]; date: string; machine: string; command: string };
+    const md = markdown(saved.configs, new Map(saved.configs.map((c) => [c.id, c.rows])), saved.groupConv, { date: saved.date, machine: saved.machine, command: saved.command });
+    await atomicWrite(path.join(path.dirname(values.render), 'benchmarks.md'), Buffer.from(md));
+    console.log(md);
+    return;
+  }
   if (values['conv-only']) {
     for (const c of await benchGroupConvs(200)) console.log(JSON.stringify(c));
     return;
