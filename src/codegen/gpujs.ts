@@ -2,10 +2,25 @@
 // constants, reductions as loops with constant bounds. Index arithmetic avoids gpu.js's float32 traps: flat
 // indices stay below 2^24 (larger tensors use 2-D views), and floor division is corrected to be exact even where
 // the target's division is approximate (GLSL).
-import type { Expr } from '../ir/expr';
+import { mapExpr, type Expr } from '../ir/expr';
 import { sizeOf } from '../ir/graph';
+import { simplify } from '../ir/simplify';
 import type { LoweredKernel, TensorLayout } from './lower';
 import { ExprPrinter, stridesOf } from './printer';
+
+/** Outputs a packed kernel computes per thread: 4 consecutive elements, returned as one `Array(4)` texel. */
+export const PACK = 4;
+
+export interface GpujsPacking {
+  /** Compute PACK consecutive outputs per thread (when the innermost output axis allows; see `packable`). */
+  readonly output: boolean;
+  /** Which inputs arrive packed (PACK elements per texel). */
+  readonly inputs: readonly boolean[];
+}
+
+/** A kernel can be packed when its flat output's innermost axis is a multiple of PACK. */
+export const packable = (k: LoweredKernel): boolean =>
+  k.output.split === 0 && k.output.shape.length > 0 && k.output.shape[k.output.shape.length - 1]! % PACK === 0;
 
 export interface GpujsKernelSource {
   readonly name: string;
@@ -17,6 +32,8 @@ export interface GpujsKernelSource {
 }
 
 class GpujsPrinter extends ExprPrinter {
+  constructor(k: LoweredKernel, private readonly packedInputs: readonly boolean[] = []) { super(k); }
+
   protected floorDivText(a: Expr, n: string, b: number): string {
     const q = this.bindIndex(a, `Math.floor(${n} / ${b})`, 'q');
     return `${q} - (${q} * ${b} > ${n} ? 1 : 0) + ((${q} + 1) * ${b} <= ${n} ? 1 : 0)`;
@@ -30,8 +47,19 @@ class GpujsPrinter extends ExprPrinter {
         const v = this.value(x);
         return strides[d] === 1 ? v : `${v} * ${strides[d]}`;
       }).filter((t) => t !== '0' && !/^0 \*/.test(t));
+      // A constant index is printed as one integer literal: gpu.js types an expression of literals as a float.
+      if (terms.every((t) => /^\d+( \* \d+)?$/.test(t))) return String(terms.reduce((sum, t) => sum + t.split(' * ').reduce((p, f) => p * Number(f), 1), 0));
       return terms.length ? terms.join(' + ') : '0';
     };
+    if (layout.split === 0 && this.packedInputs[input]) {
+      // Element f of a packed tensor is component f % 4 of texel f // 4 (exact: a power of two below 2^24).
+      const read: Expr = { k: 'read', input, index };
+      const f = this.bindIndex(read, part(0, layout.shape.length), 'f');
+      const texel = this.bindIndex(read, `Math.floor(${f} / ${PACK})`, 'q');
+      const lane = this.bindIndex(read, `${f} - ${texel} * ${PACK}`, 'l');
+      const v = this.bindIndex(read, `a${input}[${texel}]`, 'p');
+      return `(${lane} == 0 ? ${v}[0] : (${lane} == 1 ? ${v}[1] : (${lane} == 2 ? ${v}[2] : ${v}[3])))`;
+    }
     if (layout.split === 0) return `a${input}[${part(0, layout.shape.length)}]`;
     return `a${input}[${part(0, layout.split)}][${part(layout.split, layout.shape.length)}]`;
   }
@@ -64,13 +92,27 @@ function threadAxes(out: TensorLayout, lines: string[]): number[] {
   return [sizeOf(out.shape.slice(out.split)), sizeOf(out.shape.slice(0, out.split))];
 }
 
-export function printGpujsKernel(k: LoweredKernel): GpujsKernelSource {
+export function printGpujsKernel(k: LoweredKernel, packing: GpujsPacking = { output: false, inputs: [] }): GpujsKernelSource {
   const lines: string[] = [];
-  const output = threadAxes(k.output, lines);
-  const axes = new Set(k.output.shape.map((_, i) => `i${i}`));
-  const result = new GpujsPrinter(k).printInto([{ lines, vars: axes, temps: new Map(), indent: '  ' }]);
+  const pack = packing.output && packable(k);
+  const rank = k.output.shape.length;
+  // Packed: thread t computes elements 4t .. 4t+3, the innermost axis x of copy j being 4 x' + j.
+  const shape = pack ? k.output.shape.map((n, d) => (d === rank - 1 ? n / PACK : n)) : k.output.shape;
+  const output = threadAxes({ shape, split: k.output.split }, lines);
+  const axes = new Set(shape.map((_, i) => `i${i}`));
+  const printer = new GpujsPrinter(k, packing.inputs);
+  const scope = { lines, vars: axes, temps: new Map<string, string>(), indent: '  ' };
+  let result: string;
+  if (pack) {
+    const copies = Array.from({ length: PACK }, (_, j) => simplify(mapExpr(k.body, (x) => (x.k === 'axis' && x.i === rank - 1
+      ? { k: 'bin', op: 'add', a: { k: 'bin', op: 'mul', a: x, b: { k: 'const', v: PACK } }, b: { k: 'const', v: j } }
+      : x)), shape));
+    result = `[${printer.printCopies([scope], copies).join(', ')}]`;
+  } else {
+    result = printer.printInto([scope]);
+  }
   const params = k.inputs.map((_, i) => `a${i}`).join(', ');
-  const header = `// ${k.name}: ${k.ops.join(' > ')} -> [${k.output.shape.join(', ')}]`;
+  const header = `// ${k.name}: ${k.ops.join(' > ')} -> [${k.output.shape.join(', ')}]${pack ? `, ${PACK} outputs per thread` : ''}`;
   const source = `function (${params}) {\n  ${header}\n${lines.join('\n')}\n  return ${result};\n}`;
   return { name: k.name, source, output, loopMaxIterations: k.maxLoopExtent + 1 };
 }

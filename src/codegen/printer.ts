@@ -30,6 +30,19 @@ function freeLoopVars(e: Expr): Set<string> {
   return new Set([...used].filter((v) => !bound.has(v)));
 }
 
+/** An arithmetic binary op on two printed operands. */
+function binaryText(op: string, a: string, b: string): string {
+  switch (op) {
+    case 'add': return `(${a} + ${b})`;
+    case 'sub': return `(${a} - ${b})`;
+    case 'mul': return `(${a} * ${b})`;
+    case 'div': return `(${a} / ${b})`;
+    case 'min': return `Math.min(${a}, ${b})`;
+    case 'max': return `Math.max(${a}, ${b})`;
+    default: throw new Error(`not an arithmetic op: ${op}`);
+  }
+}
+
 export const hasReduce = (e: Expr): boolean => { let r = false; visitExpr(e, (x) => { if (x.k === 'reduce') r = true; }); return r; };
 const hasRead = (e: Expr): boolean => { let r = false; visitExpr(e, (x) => { if (x.k === 'read') r = true; }); return r; };
 
@@ -53,6 +66,15 @@ export abstract class ExprPrinter {
   /** Print the kernel body inside the given open blocks (outermost first); returns the result expression. */
   printInto(scopes: Scope[]): string {
     return this.printIn(scopes, this.k.body);
+  }
+
+  /** Print copies of an expression (see `values`) inside the given blocks, then close them again. */
+  printCopies(scopes: Scope[], es: readonly Expr[]): string[] {
+    const depth = this.scopes.length;
+    this.scopes.push(...scopes);
+    const texts = this.values(es);
+    this.scopes.length = depth;
+    return texts;
   }
 
   /** Print `e` inside the given blocks (outermost first), then close them again. */
@@ -131,12 +153,7 @@ export abstract class ExprPrinter {
         const a = (): string => this.value(e.a);
         const b = (): string => this.value(e.b);
         switch (e.op) {
-          case 'add': return `(${a()} + ${b()})`;
-          case 'sub': return `(${a()} - ${b()})`;
-          case 'mul': return `(${a()} * ${b()})`;
-          case 'div': return `(${a()} / ${b()})`;
-          case 'min': return `Math.min(${a()}, ${b()})`;
-          case 'max': return `Math.max(${a()}, ${b()})`;
+          case 'add': case 'sub': case 'mul': case 'div': case 'min': case 'max': return binaryText(e.op, a(), b());
           case 'idiv': case 'mod': {
             if (e.b.k !== 'const' || !(e.b.v > 0) || !Number.isInteger(e.b.v) || hasRead(e.a)) {
               throw new Error(`${this.k.name}: ${e.op} needs an index numerator and a positive integer constant divisor`);
@@ -158,23 +175,40 @@ export abstract class ExprPrinter {
           `${outer.indent}  ${name} = ${a!.value};`, `${outer.indent}} else {`, ...b!.lines, `${outer.indent}  ${name} = ${b!.value};`, `${outer.indent}}`);
         return name;
       }
-      case 'reduce': {
-        const outer = this.scope;
-        const isSum = e.kind === 'sum';
-        const inner = `${outer.indent}${'  '.repeat(e.vars.length)}`;
-        const body = this.block(new Set([...outer.vars, ...e.vars.map((v) => `r${v.id}`)]), inner, () => this.value(e.body));
-        const acc = this.fresh('acc');
-        outer.lines.push(`${outer.indent}let ${acc} = ${isSum ? '0' : num(-Infinity)};`);
-        e.vars.forEach((v, i) => outer.lines.push(`${outer.indent}${'  '.repeat(i)}for (let r${v.id} = 0; r${v.id} < ${v.extent}; r${v.id}++) {`));
-        outer.lines.push(...body.lines, `${inner}${isSum ? `${acc} += ${body.value};` : `${acc} = Math.max(${acc}, ${body.value});`}`);
-        for (let i = e.vars.length - 1; i >= 0; i--) outer.lines.push(`${outer.indent}${'  '.repeat(i)}}`);
-        return acc;
-      }
+      case 'reduce': return this.values([e])[0]!;
     }
   }
 
+  /**
+   * Print copies of one expression that differ only in index arithmetic (a thread computing several outputs):
+   * a reduction runs as one loop nest with an accumulator per copy, so reads the copies share sit in the same
+   * iteration; anything without a reduction is printed copy by copy.
+   */
+  values(es: readonly Expr[]): string[] {
+    const e = es[0]!;
+    if (!hasReduce(e)) return es.map((x) => this.value(x));
+    if (e.k === 'reduce') {
+      const outer = this.scope;
+      const isSum = e.kind === 'sum';
+      const inner = `${outer.indent}${'  '.repeat(e.vars.length)}`;
+      const { lines, value: bodies } = this.block(new Set([...outer.vars, ...e.vars.map((v) => `r${v.id}`)]), inner, () => this.values(es.map((x) => (x as typeof e).body)));
+      const accs = es.map(() => this.fresh('acc'));
+      for (const acc of accs) outer.lines.push(`${outer.indent}let ${acc} = ${isSum ? '0' : num(-Infinity)};`);
+      e.vars.forEach((v, i) => outer.lines.push(`${outer.indent}${'  '.repeat(i)}for (let r${v.id} = 0; r${v.id} < ${v.extent}; r${v.id}++) {`));
+      outer.lines.push(...lines, ...accs.map((acc, c) => `${inner}${isSum ? `${acc} += ${bodies[c]};` : `${acc} = Math.max(${acc}, ${bodies[c]});`}`));
+      for (let i = e.vars.length - 1; i >= 0; i--) outer.lines.push(`${outer.indent}${'  '.repeat(i)}}`);
+      return accs;
+    }
+    if (e.k === 'bin' && ['add', 'sub', 'mul', 'div', 'min', 'max'].includes(e.op)) {
+      const as = this.values(es.map((x) => (x as typeof e).a));
+      const bs = this.values(es.map((x) => (x as typeof e).b));
+      return as.map((a, c) => binaryText(e.op, a, bs[c]!));
+    }
+    return es.map((x) => this.value(x));
+  }
+
   /** Print `f` into a nested block; index constants it needs may still be hoisted to enclosing scopes. */
-  private block(vars: ReadonlySet<string>, indent: string, f: () => string): { lines: string[]; value: string } {
+  private block<T>(vars: ReadonlySet<string>, indent: string, f: () => T): { lines: string[]; value: T } {
     const lines: string[] = [];
     this.scopes.push({ lines, vars, temps: new Map(), indent });
     const value = f();

@@ -82,7 +82,7 @@ export async function writeArtifact(dir: string, p: CompiledProgram, manifest: M
     await put('ir.optimized.txt', `${printGraph(p.graph, { exprs: true })}\n`);
   }
   if (emit !== 'ir') {
-    for (const k of lowerGraph(p.graph).map(printGpujsKernel)) await put(path.join('kernels', `${k.name}.js`), `${k.source}\n`);
+    for (const k of lowerGraph(p.graph).map((kernel) => printGpujsKernel(kernel))) await put(path.join('kernels', `${k.name}.js`), `${k.source}\n`);
   }
   if (emit === 'all') {
     await put('plan.json', `${JSON.stringify(executionPlan(p))}\n`);

@@ -5,7 +5,7 @@
 import type { IGPUKernelSettings, IKernelRunShortcut } from 'gpu.js';
 import { isSource, sizeOf, type Graph } from '../ir/graph';
 import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lower';
-import { printGpujsKernel } from '../codegen/gpujs';
+import { packable, printGpujsKernel, type GpujsPacking } from '../codegen/gpujs';
 import { JsExecutor } from './js-executor';
 import { WasmExecutor } from './wasm-executor';
 import { WebGpuExecutor } from './webgpu-executor';
@@ -60,11 +60,12 @@ function flatten(result: Float32Array | Float32Array[], size: number, out?: Floa
 interface DeviceTexture { toArray(): Float32Array | Float32Array[]; delete(): void }
 const isTexture = (v: unknown): v is DeviceTexture => typeof (v as DeviceTexture).delete === 'function';
 
-function compileGpujs(backend: Backend, k: LoweredKernel, onDevice: boolean): IKernelRunShortcut {
-  const src = printGpujsKernel(k);
+function compileGpujs(backend: Backend, k: LoweredKernel, onDevice: boolean, packing?: GpujsPacking): IKernelRunShortcut {
+  const src = printGpujsKernel(k, packing);
   let byBackend = gpujsCache.get(backend);
   if (!byBackend) { byBackend = new Map(); gpujsCache.set(backend, byBackend); }
-  const key = `${src.output.join('x')}|${src.source}`;
+  // gpu.js sizes each argument's texture on the first call: kernels with the same text but other input sizes differ.
+  const key = `${src.output.join('x')}|${k.inputs.map((i) => i.layout.shape.join('x')).join(',')}|${src.source}`;
   let kernel = byBackend.get(key);
   if (!kernel) {
     // Loops have constant bounds; the cap is still raised above them so gpu.js can never cut one short.
@@ -79,7 +80,9 @@ function compileGpujs(backend: Backend, k: LoweredKernel, onDevice: boolean): IK
 
 /**
  * gpu.js's own backends. On `gl` every result stays on the device as a texture between kernels and is deleted
- * after its last reader; only the graph outputs are read back. On `cpu` and `webasm` results are arrays.
+ * after its last reader; only the graph outputs are read back. A gl kernel whose innermost output axis is a
+ * multiple of 4 computes 4 consecutive outputs per thread (one RGBA texel; its readers unpack them). On `cpu` and
+ * `webasm` results are arrays, one output per call (unpacking there would only add work).
  */
 class GpujsExecutor implements Executor {
   readonly kernels: readonly LoweredKernel[];
@@ -90,7 +93,8 @@ class GpujsExecutor implements Executor {
   constructor(readonly graph: Graph, readonly backend: Backend, private readonly opts: ExecutorOptions = {}) {
     this.kernels = lowerGraph(graph);
     this.onDevice = backend.name === 'gl';
-    this.compiled = this.kernels.map((k) => compileGpujs(backend, k, this.onDevice));
+    const packed = new Set(this.onDevice ? this.kernels.filter(packable).map((k) => k.node) : []);
+    this.compiled = this.kernels.map((k) => compileGpujs(backend, k, this.onDevice, { output: packed.has(k.node), inputs: k.inputs.map((i) => packed.has(i.node)) }));
     this.lastUse = graph.nodes.map(() => -1);
     graph.nodes.forEach((n) => n.inputs.forEach((i) => { this.lastUse[i] = n.id; }));
     for (const o of graph.outputs) this.lastUse[o.node] = Infinity;
