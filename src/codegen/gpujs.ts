@@ -43,12 +43,13 @@ class GpujsPrinter extends ExprPrinter {
     const layout = this.k.inputs[input]!.layout;
     const part = (from: number, to: number): string => {
       const strides = stridesOf(layout.shape.slice(from, to));
-      const terms = index.slice(from, to).map((x, d) => {
+      const axes = index.slice(from, to);
+      // A constant index is printed as one integer literal: gpu.js types an expression of literals as a float.
+      if (axes.every((x) => x.k === 'const')) return String(axes.reduce((sum, x, d) => sum + (x as { v: number }).v * strides[d]!, 0));
+      const terms = axes.map((x, d) => {
         const v = this.value(x);
         return strides[d] === 1 ? v : `${v} * ${strides[d]}`;
       }).filter((t) => t !== '0' && !/^0 \*/.test(t));
-      // A constant index is printed as one integer literal: gpu.js types an expression of literals as a float.
-      if (terms.every((t) => /^\d+( \* \d+)?$/.test(t))) return String(terms.reduce((sum, t) => sum + t.split(' * ').reduce((p, f) => p * Number(f), 1), 0));
       return terms.length ? terms.join(' + ') : '0';
     };
     if (layout.split === 0 && this.packedInputs[input]) {
