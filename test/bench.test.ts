@@ -58,5 +58,8 @@ describe('benchmarks', () => {
     const again = node(['dist/tools/bench/table.js', '--render', path.join(out, 'benchmarks.json')]);
     expect(again.status, again.stderr).toBe(0);
     expect(fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8')).toBe(md);
+    const missing = node(['dist/tools/bench/table.js', '--render', path.join(out, 'none.json')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr.trim()).toBe(`bench: --render ${path.join(out, 'none.json')}: no such file (give the benchmarks.json a run wrote)`);
   }, 300_000);
 });

@@ -104,6 +104,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, 'conv-only': { type: 'boolean' }, out: { type: 'string' }, rounds: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' }, render: { type: 'string' } } });
   if (values.render) {
     // Rewrite the markdown from a saved JSON report (the same measurements, no new runs).
+    if (!fs.existsSync(values.render)) throw new Error(`--render ${values.render}: no such file (give the benchmarks.json a run wrote)`);
     const saved = JSON.parse(fs.readFileSync(values.render, 'utf8')) as { configs: (Config & { rows: Row[] })[]; groupConv: ConvResult[]; date: string; machine: string; command: string };
     const md = markdown(saved.configs, new Map(saved.configs.map((c) => [c.id, c.rows])), saved.groupConv, { date: saved.date, machine: saved.machine, command: saved.command });
     await atomicWrite(path.join(path.dirname(values.render), 'benchmarks.md'), Buffer.from(md));
@@ -151,4 +152,4 @@ async function main(): Promise<void> {
   console.log(md);
 }
 
-void main().catch((e: unknown) => { console.error(`bench: ${(e as Error).stack ?? String(e)}`); process.exit(1); });
+void main().catch((e: unknown) => { console.error(`bench: ${(e as Error).message ?? String(e)}`); process.exit(1); });
