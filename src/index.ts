@@ -1,16 +1,10 @@
-// The public API of tsc-nn: the tensor-expression DSL, built-in ops, tracing, the IR and the runtime.
-export * as te from './ir/te';
-export { compute, select, lit, maximum, Placeholder, E, type TensorExpr } from './ir/te';
-export { defineOp, check, lookupOp, type OpDef, type VjpRule } from './ir/op';
-export { Graph, Tensor, sizeOf, outputKey, type Node, type GraphOutput } from './ir/graph';
-export { trace, source, type SourceSpec, type Shapes } from './ir/trace';
-export { defineModel, countParams, type ModelDef, type ParamSpec, type Init, type ForwardContext } from './ir/model';
-export { printGraph } from './ir/print';
-export { verify, VerifyError } from './ir/verify';
-export { evaluate, evaluateOutputs } from './ir/reference';
-export { UserError, OpError } from './ir/errors';
-export * from './ir/ops';
-export { createBackend, availableBackends, BACKENDS, type Backend, type BackendName } from './runtime/backend';
-export { createExecutor, type Executor } from './runtime/executor';
-export { defineOpCheck, type OpCheck, type Draw } from './frontend/opcheck';
-export { shufflenet, channelShuffle, type ShuffleNetConfig } from './models/shufflenet';
+// The public API of tsc-nn: the DSL model files use (src/dsl.ts) and the library that compiles, trains, evaluates
+// and runs any model written in it (src/api). The CLI is a thin shell over the same functions.
+export * from './dsl';
+export { createBackend, availableBackends, BACKENDS, type Backend, type BackendName } from './backends/registry';
+export { loadModel, type AnyModel } from './api/load-model';
+export { compileModel, type CompileOptions, type CompiledModel, type InputValue } from './api/compile';
+export { trainModel, SEED_SETTINGS, type TrainOptions, type TrainResult, type TrainingSettings, type StepInfo } from './api/train';
+export { evaluateModel, type InferenceOptions, type EvaluateResult } from './api/evaluate';
+export { predictModel, predictionPng, type Prediction, type PredictResult } from './api/predict';
+export { openModelCheckpoint, type OpenedCheckpoint } from './api/checkpoint';

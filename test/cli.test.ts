@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModel } from '../src/frontend/model-file';
+import { loadModel } from '../src/api/load-model';
 import { buildGraph } from '../src/frontend/build';
 import { compareWithReference, randomFeeds, testBackends } from './helpers';
 

@@ -9,7 +9,7 @@ import { shufflenet } from '../src/models/shufflenet';
 import { buildGraph } from '../src/frontend/build';
 import { evaluateOutputs } from '../src/ir/reference';
 import { initParams } from '../src/runtime/init';
-import { tensorShapes } from '../src/runtime/programs';
+import { tensorShapes } from '../src/api/programs';
 import { crossEntropy } from '../src/runtime/session';
 import { saveCheckpoint } from '../src/runtime/checkpoint/model-checkpoint';
 import { writeSafetensors } from '../src/runtime/checkpoint/safetensors';
@@ -124,7 +124,7 @@ describe('tsc-nn eval', () => {
   it('prints a human summary', () => {
     const r = cli('eval', '--checkpoint', ckpt, '--data', data, ...small);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/0\.5x, group 3, stem cifar/);
+    expect(r.stdout).toMatch(/shufflenet size 0\.5x, group 3, classes 10, stem cifar/);
     expect(r.stdout).toMatch(/^loss +\d+\.\d{4}$/m);
     expect(r.stdout).toMatch(/^top-1 +\d+\.\d\d%$/m);
     expect(r.stdout).toMatch(/^top-5 +\d+\.\d\d%$/m);
@@ -157,9 +157,10 @@ describe('tsc-nn predict', () => {
     p[5]!.logits.forEach((v, c) => expect(Math.abs(v - ref[c]!) / scale, `class ${c}`).toBeLessThan(1e-4));
 
     const png = decodePng(fs.readFileSync(out));
-    // 3 x 2 cells of 128 pixels (images enlarged 4x) with titles above them.
-    expect(png.width).toBeGreaterThan(3 * 128);
-    expect(png.height).toBeGreaterThan(2 * 128);
+    // The seed's layout, 8 columns: 6 images make one row of cells of 128 pixels (enlarged 4x), titles above them.
+    expect(png.width).toBeGreaterThan(6 * 128);
+    expect(png.height).toBeGreaterThan(128);
+    expect(png.height).toBeLessThan(2 * 128);
     expect(hasColor(png.pixels, RIGHT_COLOR)).toBe(p.some((x) => x.predicted === x.label));
     expect(hasColor(png.pixels, WRONG_COLOR)).toBe(p.some((x) => x.predicted !== x.label));
     expect(fs.readdirSync(path.dirname(out))).toEqual(['grid.png']);
@@ -220,14 +221,15 @@ describe('bad input for eval and predict', () => {
     const line = oneLine(cli('eval', '--checkpoint', ckpt, '--data', data, ...small, '--size', '1.0x'), 'eval');
     expect(line).toContain(`${ckpt} does not match the model`);
     expect(line).toMatch(/first_conv\.0\.weight is \[12, 3, 3, 3\], the model needs \[24, 3, 3, 3\]/);
-    expect(line).toMatch(/--size 1\.0x/);
+    expect(line).toMatch(/overrides of the checkpoint's configuration: size 1\.0x/);
     const classes = oneLine(cli('predict', '--checkpoint', ckpt, '--data', data, ...small, '--classes', '100'), 'predict');
-    expect(classes).toMatch(/2 tensors differ: classifier\.weight is \[10, 480\], the model needs \[100, 480\]; classifier\.bias is \[10\], the model needs \[100\]/);
+    expect(classes).toMatch(/mis-shaped \(2\): classifier\.weight is \[10, 480\], the model needs \[100, 480\], classifier\.bias is \[10\], the model needs \[100\]/);
   });
 
-  it('a file that is not a tsc-nn checkpoint says so', async () => {
+  it('a safetensors file without tsc-nn metadata is read as a state_dict: what it lacks and what it has extra is listed', async () => {
     const plain = path.join(tmp(), 'plain.safetensors');
     await writeSafetensors(plain, new Map([['w', { dtype: 'F32', shape: [1], data: new Float32Array(1) }]]));
-    expect(oneLine(cli('eval', '--checkpoint', plain, '--data', data), 'eval')).toMatch(/plain\.safetensors: not a tsc-nn checkpoint/);
+    const line = oneLine(cli('eval', '--checkpoint', plain, '--data', data), 'eval');
+    expect(line).toMatch(/plain\.safetensors does not match the model \(a state_dict without tsc-nn metadata\): missing \(247\): first_conv\.0\.weight, .*; extra \(1\): w$/);
   });
 });

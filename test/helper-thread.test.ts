@@ -1,7 +1,7 @@
 // The helper thread shares a split kernel's chunks with the calling thread through a counter: every chunk runs
 // exactly once, and when one thread is slower the other takes more chunks (a fixed half would make it wait).
 import { describe, expect, it } from 'vitest';
-import { HelperThread } from '../src/runtime/helper-thread';
+import { HelperThread } from '../src/backends/helper-thread';
 
 // On the helper: record which thread ran each row (2) into a shared array.
 const SETUP = `

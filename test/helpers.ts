@@ -1,7 +1,6 @@
 // Shared test helpers: deterministic feeds and the backends to run on.
-import { availableBackends, type BackendName } from '../src/runtime/backend';
+import { availableBackends, type BackendName } from '../src/backends/registry';
 import { sizeOf, type Graph } from '../src/ir/graph';
-
 import { uniform } from '../src/runtime/random';
 
 export { compareWithReference, relL2 } from '../src/runtime/compare';

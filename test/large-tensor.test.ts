@@ -2,8 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { trace } from '../src/ir/trace';
 import * as ops from '../src/ir/ops';
-import { createExecutor } from '../src/runtime/executor';
-import { createBackend } from '../src/runtime/backend';
+import { createBackend, createExecutor } from '../src/backends/registry';
 import { layoutFor } from '../src/codegen/lower';
 import { testBackends } from './helpers';
 

@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { trace } from '../src/ir/trace';
 import * as ops from '../src/ir/ops';
-import { createBackend } from '../src/runtime/backend';
+import { createBackend } from '../src/backends/registry';
 import { compareWithReference, randomFeeds, testBackends, uniform } from './helpers';
 import { cases, convArb, type OpCase } from './op-cases';
 

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { shufflenet } from '../src/models/shufflenet';
 import { buildGraph } from '../src/frontend/build';
 import { passesFor, runPasses } from '../src/passes/pipeline';
-import { createBackend } from '../src/runtime/backend';
+import { createBackend } from '../src/backends/registry';
 import { initParams } from '../src/runtime/init';
 import { Predictor, TrainStep } from '../src/runtime/session';
 import { createJaxPeer } from '../tools/bench/peers/jax';

@@ -33,8 +33,7 @@ import { gradients } from '../src/passes/autodiff';
 import { momentumSgd, momentumName, SEED_MOMENTUM } from '../src/passes/optimizer';
 import { isIndexRemapping } from '../src/passes/fuse-index-remapping';
 import { passesFor, runPasses } from '../src/passes/pipeline';
-import { createExecutor } from '../src/runtime/executor';
-import { availableBackends, createBackend, type Backend } from '../src/runtime/backend';
+import { availableBackends, createBackend, createExecutor, type Backend } from '../src/backends/registry';
 import { initParams } from '../src/runtime/init';
 import { relL2, uniform } from './helpers';
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { writeCifarBin } from '../src/runtime/data/cifar10';
 import { loadCheckpoint } from '../src/runtime/checkpoint/model-checkpoint';
 import { makeRecords, useTempDir, writeBatchesFolder } from './data/helpers';
-import { availableBackends } from '../src/runtime/backend';
+import { availableBackends } from '../src/backends/registry';
 
 const root = path.resolve(__dirname, '..');
 const tmp = useTempDir('tsc-nn-train-');

@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { trace } from '../src/ir/trace';
 import * as ops from '../src/ir/ops';
-import { WebGpuExecutor } from '../src/runtime/webgpu-executor';
+import { WebGpuExecutor } from '../src/backends/webgpu/executor';
 import { testBackends } from './helpers';
 
 describe.runIf(testBackends.includes('webgpu'))('webgpu shader sources', () => {

@@ -8,8 +8,9 @@ import { trainCommand } from './commands/train';
 import { benchCommand } from './commands/bench';
 import { evalCommand } from './commands/eval';
 import { predictCommand } from './commands/predict';
+import { exportCommand } from './commands/export';
 
-const commands: readonly Command[] = [compileCommand, trainCommand, evalCommand, predictCommand, checkOpCommand, benchCommand];
+const commands: readonly Command[] = [compileCommand, trainCommand, evalCommand, predictCommand, checkOpCommand, benchCommand, exportCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

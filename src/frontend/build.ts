@@ -3,6 +3,7 @@
 import type { Graph, Tensor } from '../ir/graph';
 import { softmaxCrossEntropy } from '../ir/ops';
 import { trace } from '../ir/trace';
+import { UserError } from '../ir/errors';
 import type { ModelDef } from '../ir/model';
 
 export type Mode = 'train' | 'infer';
@@ -16,6 +17,9 @@ export function buildGraph<C extends object>(model: ModelDef<C>, config: C, opts
   return trace({ params, inputs }, (p, x): Record<string, Tensor> => {
     const logits = model.forward(p, x, config, { training: opts.mode === 'train' });
     if (opts.mode === 'infer') return { logits };
+    if (logits.rank !== 2 || logits.shape[0] !== opts.batch) {
+      throw new UserError(`model ${model.name}: forward returns [${logits.shape.join(', ')}]; train, eval and predict need [batch, classes] logits`);
+    }
     return { logits, loss: softmaxCrossEntropy(logits, x.label!, opts.labelSmoothing ?? 0.1) };
   });
 }

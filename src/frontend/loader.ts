@@ -7,14 +7,13 @@ import Module, { SourceMap } from 'node:module';
 import type * as TS from 'typescript';
 import { UserError } from '../ir/errors';
 import { registerSourceMap } from '../ir/location';
-import * as library from '../index';
 
 const packageRoot = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
 
-/** The library's own type entry: the built declarations when present, else the sources. */
+/** The type entry of what model files import: the built declarations when present, else the sources. */
 function libraryTypes(): string {
-  const built = path.join(packageRoot, 'dist', 'src', 'index.d.ts');
-  return fs.existsSync(built) ? built : path.join(packageRoot, 'src', 'index.ts');
+  const built = path.join(packageRoot, 'dist', 'src', 'dsl.d.ts');
+  return fs.existsSync(built) ? built : path.join(packageRoot, 'src', 'dsl.ts');
 }
 
 // The compiler is loaded when a model file is, not by every command: it costs about 46 MB of memory.
@@ -55,7 +54,7 @@ export class TypeCheckError extends UserError {
 const loaded = new Map<string, unknown>();
 
 /** Transpile and evaluate a TypeScript module; its relative .ts imports load the same way. */
-function evaluateTs(file: string): unknown {
+function evaluateTs(file: string, library: object): unknown {
   const hit = loaded.get(file);
   if (hit) return hit;
   const source = fs.readFileSync(file, 'utf8');
@@ -74,7 +73,7 @@ function evaluateTs(file: string): unknown {
     if (spec.startsWith('.')) {
       const base = path.resolve(path.dirname(file), spec.replace(/\.js$/, ''));
       const candidate = [base, `${base}.ts`, path.join(base, 'index.ts')].find((p) => p.endsWith('.ts') && fs.existsSync(p));
-      if (candidate) return evaluateTs(candidate);
+      if (candidate) return evaluateTs(candidate, library);
     }
     return baseRequire(spec);
   };
@@ -85,12 +84,15 @@ function evaluateTs(file: string): unknown {
   return mod.exports;
 }
 
-/** Type-check then load a TypeScript file; type errors throw a TypeCheckError with tsc-style lines. */
-export function loadTsModule(file: string): Record<string, unknown> {
+/**
+ * Type-check then load a TypeScript file whose `tsc-nn` import is `library` (the caller passes src/dsl, so this
+ * module need not import the layers above it); type errors throw a TypeCheckError with tsc-style lines.
+ */
+export function loadTsModule(file: string, library: object): Record<string, unknown> {
   const abs = path.resolve(file);
   if (!fs.existsSync(abs)) throw new UserError(`${file}: no such file`);
   if (!abs.endsWith('.ts')) throw new UserError(`${file}: expected a TypeScript (.ts) file`);
   const diagnostics = typeCheck(abs);
   if (diagnostics.length) throw new TypeCheckError(diagnostics);
-  return evaluateTs(abs) as Record<string, unknown>;
+  return evaluateTs(abs, library) as Record<string, unknown>;
 }

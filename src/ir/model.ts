@@ -2,9 +2,14 @@
 import type { Tensor } from './graph';
 import type { Shapes, SourceSpec } from './trace';
 
-/** How a parameter starts: He-normal over fan-in (convs, dense), constants (BN), or zeros. */
+/**
+ * How a parameter starts: He-normal over fan-in (convs, dense), Xavier/Glorot-uniform over fan-in + fan-out (the
+ * seed's convolutions: U(-a, a), a = sqrt(6 / (fanIn + fanOut)), with fan-out = out channels x kernel area, as
+ * PyTorch and MindSpore count it), a normal distribution, or a constant (BN).
+ */
 export type Init =
   | { readonly kind: 'he_normal'; readonly fanIn: number }
+  | { readonly kind: 'xavier_uniform'; readonly fanIn: number; readonly fanOut: number }
   | { readonly kind: 'normal'; readonly std: number }
   | { readonly kind: 'const'; readonly value: number };
 

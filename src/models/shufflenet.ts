@@ -33,7 +33,15 @@ export interface ShuffleNetConfig {
    * near 0.012 (docs/results.md).
    */
   zeroInitResidual: boolean;
+  /**
+   * How convolution weights start: 'he_normal' (tsc-nn's default, with which the committed checkpoint was trained)
+   * or 'xavier_uniform', the seed's `weight_init='xavier_uniform'` on every convolution.
+   */
+  convInit: ConvInit;
 }
+
+export const CONV_INITS = ['he_normal', 'xavier_uniform'] as const;
+export type ConvInit = (typeof CONV_INITS)[number];
 
 /** One unit's shape: where its parameters live and how it convolves. */
 interface Unit { readonly prefix: string; readonly inp: number; readonly oup: number; readonly stride: number; readonly firstGroup: boolean }
@@ -52,8 +60,10 @@ function units(cfg: ShuffleNetConfig): Unit[] {
   return out;
 }
 
-const convParam = (out: number, inPerGroup: number, k: number): ParamSpec =>
-  ({ shape: [out, inPerGroup, k, k], role: 'param', init: { kind: 'he_normal', fanIn: inPerGroup * k * k } });
+const convParam = (out: number, inPerGroup: number, k: number, init: ConvInit): ParamSpec => ({
+  shape: [out, inPerGroup, k, k], role: 'param',
+  init: init === 'he_normal' ? { kind: 'he_normal', fanIn: inPerGroup * k * k } : { kind: 'xavier_uniform', fanIn: inPerGroup * k * k, fanOut: out * k * k },
+});
 
 const bnParams = (prefix: string, c: number, gamma = 1): Record<string, ParamSpec> => ({
   [`${prefix}.weight`]: { shape: [c], role: 'param', init: { kind: 'const', value: gamma } },
@@ -62,16 +72,16 @@ const bnParams = (prefix: string, c: number, gamma = 1): Record<string, ParamSpe
   [`${prefix}.running_var`]: { shape: [c], role: 'state', init: { kind: 'const', value: 1 } },
 });
 
-function unitParams(u: Unit, group: number, zeroInitResidual: boolean): Record<string, ParamSpec> {
+function unitParams(u: Unit, { group, zeroInitResidual, convInit }: ShuffleNetConfig): Record<string, ParamSpec> {
   const mid = u.oup / 4;
   const branchOut = u.stride === 2 ? u.oup - u.inp : u.oup;
   const g1 = u.firstGroup ? 1 : group;
   return {
-    [`${u.prefix}.branch_main_1.0.weight`]: convParam(mid, u.inp / g1, 1),
+    [`${u.prefix}.branch_main_1.0.weight`]: convParam(mid, u.inp / g1, 1, convInit),
     ...bnParams(`${u.prefix}.branch_main_1.1`, mid),
-    [`${u.prefix}.branch_main_2.0.weight`]: convParam(mid, 1, 3),
+    [`${u.prefix}.branch_main_2.0.weight`]: convParam(mid, 1, 3, convInit),
     ...bnParams(`${u.prefix}.branch_main_2.1`, mid),
-    [`${u.prefix}.branch_main_2.2.weight`]: convParam(branchOut, mid / group, 1),
+    [`${u.prefix}.branch_main_2.2.weight`]: convParam(branchOut, mid / group, 1, convInit),
     ...bnParams(`${u.prefix}.branch_main_2.3`, branchOut, u.stride === 1 && zeroInitResidual ? 0 : 1),
   };
 }
@@ -85,12 +95,13 @@ export function channelShuffle(x: Tensor, groups: number): Tensor {
 
 export const shufflenet = defineModel<ShuffleNetConfig>({
   name: 'shufflenet',
-  defaults: { size: '2.0x', group: 3, classes: 10, stem: 'cifar', resolution: 0, zeroInitResidual: false },
+  defaults: { size: '2.0x', group: 3, classes: 10, stem: 'cifar', resolution: 0, zeroInitResidual: false, convInit: 'he_normal' },
 
   configure(o) {
     const cfg: ShuffleNetConfig = { ...this.defaults, ...o };
     if (!SIZES.includes(cfg.size)) throw new UserError(`unknown size "${cfg.size}": valid sizes are ${SIZES.join(', ')}`);
     if (!(GROUPS as readonly number[]).includes(cfg.group)) throw new UserError(`unknown group ${cfg.group}: valid groups are ${GROUPS.join(', ')}`);
+    if (!CONV_INITS.includes(cfg.convInit)) throw new UserError(`unknown conv-init "${cfg.convInit}": valid initialisers are ${CONV_INITS.join(', ')}`);
     if (!STEMS.includes(cfg.stem)) throw new UserError(`unknown stem "${cfg.stem}": valid stems are ${STEMS.join(', ')}`);
     if (!Number.isInteger(cfg.classes) || cfg.classes < 1) throw new UserError(`classes must be a positive integer, got ${cfg.classes}`);
     if (!cfg.resolution) cfg.resolution = cfg.stem === 'imagenet' ? 224 : 32;
@@ -102,9 +113,9 @@ export const shufflenet = defineModel<ShuffleNetConfig>({
     const channels = STAGE_OUT_CHANNELS[cfg.group]![cfg.size];
     const last = channels[channels.length - 1]!;
     return {
-      'first_conv.0.weight': convParam(channels[0]!, 3, 3),
+      'first_conv.0.weight': convParam(channels[0]!, 3, 3, cfg.convInit),
       ...bnParams('first_conv.1', channels[0]!),
-      ...Object.assign({}, ...units(cfg).map((u) => unitParams(u, cfg.group, cfg.zeroInitResidual))),
+      ...Object.assign({}, ...units(cfg).map((u) => unitParams(u, cfg))),
       'classifier.weight': { shape: [cfg.classes, last], role: 'param', init: { kind: 'normal', std: 0.01 } },
       'classifier.bias': { shape: [cfg.classes], role: 'param', init: { kind: 'const', value: 0 } },
     };

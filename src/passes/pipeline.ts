@@ -39,7 +39,8 @@ export function passesFor(mode: 'train' | 'infer', optimizer: MomentumOptions = 
   if (mode === 'infer') return [{ name: 'batchnorm-folding', run: foldBatchNorm }, ...fusion];
   return [
     { name: 'autodiff', run: (g) => gradients(g) },
-    { name: 'optimizer (momentum SGD)', run: (g) => momentumSgd(g, optimizer) },
+    // The settings are in the name: the program cache keys on pass names.
+    { name: `optimizer (momentum SGD ${optimizer.momentum}, weight decay ${optimizer.weightDecay})`, run: (g) => momentumSgd(g, optimizer) },
     ...fusion,
     { name: 'schedule (updates early)', run: scheduleUpdatesEarly },
   ];

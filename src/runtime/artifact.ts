@@ -7,7 +7,7 @@ import { printGraph } from '../ir/print';
 import { lowerGraph } from '../codegen/lower';
 import { printGpujsKernel } from '../codegen/gpujs';
 import type { CompiledProgram, PassRecord } from '../passes/pipeline';
-import { atomicWrite } from './atomic';
+import { atomicWrite } from '../platform/atomic';
 
 export type Emit = 'all' | 'ir' | 'kernels';
 export const EMITS: readonly Emit[] = ['all', 'ir', 'kernels'];

@@ -2,8 +2,7 @@
 // behind `tsc-nn check-op`.
 import { evaluateOutputs } from '../ir/reference';
 import type { Graph } from '../ir/graph';
-import { createBackend } from './backend';
-import { createExecutor } from './executor';
+import { createBackend, createExecutor } from '../backends/registry';
 
 export function relL2(ref: ArrayLike<number>, got: ArrayLike<number>): number {
   let num = 0;

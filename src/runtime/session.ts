@@ -1,8 +1,8 @@
 // Running compiled programs with a model's tensors: parameters, BN running statistics and momentum buffers live
 // in one name -> Float32Array map; a training step feeds them with a batch and writes back the updated values.
 import { outputKey, type Graph } from '../ir/graph';
-import type { Backend } from './backend';
-import { createExecutor, type Executor } from './executor';
+import { createExecutor } from '../backends/registry';
+import type { Backend, Executor } from '../backends/types';
 
 export type TensorMap = Map<string, Float32Array>;
 
@@ -30,6 +30,11 @@ export class TrainStep {
     const out = this.executor.run(feeds, into);
     return { loss: out.loss![0]!, logits: out.logits! };
   }
+
+  /** Stop the backend's threads (the tensors stay readable). */
+  close(): void {
+    this.executor.close();
+  }
 }
 
 /** A compiled inference program (BN folded): images in, logits out. Parameters are fed as they are stored. */
@@ -51,6 +56,10 @@ export class Predictor {
     const feeds: Record<string, Float32Array> = { image: x };
     for (const [k, v] of this.tensors) feeds[k] = v;
     return this.executor.run(feeds).logits!.subarray(0, count * this.classes);
+  }
+
+  close(): void {
+    this.executor.close();
   }
 }
 

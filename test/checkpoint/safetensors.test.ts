@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/ir/errors';
-import { nodeAtomicWriteIo, type AtomicWriteIo } from '../../src/runtime/atomic';
+import { nodeAtomicWriteIo, type AtomicWriteIo } from '../../src/platform/atomic';
 import { checkpointName, latestCheckpoint, listCheckpoints, parseCheckpointName, pruneCheckpoints } from '../../src/runtime/checkpoint/checkpoints';
 import { useTempDir } from '../data/helpers';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type StoredTensor } from '../../src/runtime/checkpoint/safetensors';

@@ -9,8 +9,8 @@ import { lowerGraph } from '../../src/codegen/lower';
 import { linConst, linKey, linOf, linVar, termsKey, type IndexEnv, type LoopVar } from '../../src/codegen/affine';
 import { printWasmKernel, readReach } from '../../src/codegen/wasm';
 import { assembleWat } from '../../src/codegen/assemble';
-import { WasmExecutor } from '../../src/runtime/wasm-executor';
-import { wasmTarget } from '../../src/runtime/wasm-features';
+import { WasmExecutor } from '../../src/backends/wasm/executor';
+import { wasmTarget } from '../../src/backends/wasm/features';
 import { evaluateOutputs } from '../../src/ir/reference';
 import { randomFeeds, relL2 } from '../helpers';
 

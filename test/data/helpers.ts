@@ -17,6 +17,20 @@ export function makeRecords(count: number, seed = 1): CifarRecord[] {
   });
 }
 
+/** Records a small network can learn in a few dozen steps: each class has its own colour, under pixel noise. */
+export function makeLearnableRecords(count: number, seed = 1): CifarRecord[] {
+  let s = seed >>> 0;
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24;
+  const plane = CIFAR10_IMAGE_BYTES / 3;
+  return Array.from({ length: count }, (_, i) => {
+    const label = i % 10;
+    const colour = [25 * label, 250 - 25 * label, (label % 3) * 100];
+    const image = new Uint8Array(CIFAR10_IMAGE_BYTES);
+    for (let c = 0; c < 3; c++) for (let k = 0; k < plane; k++) image[c * plane + k] = Math.max(0, Math.min(255, colour[c]! + (next() % 41) - 20));
+    return { label, image };
+  });
+}
+
 /** A temp dir made before the enclosing describe's tests and removed after them (so skipped suites leave none). */
 export function useTempDir(prefix: string): () => string {
   let dir = '';

@@ -11,8 +11,7 @@ import { printGraph } from '../../src/ir/print';
 import * as ops from '../../src/ir/ops';
 import { channelShuffle } from '../../src/models/shufflenet';
 import { compareWithReference, relL2, uniform } from '../helpers';
-import { createExecutor } from '../../src/runtime/executor';
-import { createBackend } from '../../src/runtime/backend';
+import { createBackend, createExecutor } from '../../src/backends/registry';
 
 export { printGraph };
 

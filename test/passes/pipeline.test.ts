@@ -14,7 +14,7 @@ import { shufflenet } from '../../src/models/shufflenet';
 import { equivalence, feedsFor, gradientEquivalence, lineMatching, property, show, unitArb, unitInferGraph, unitTrainGraph } from './common';
 
 const INFER = ['batchnorm-folding', 'shuffle-fusion (inline index remapping)', 'epilogue-fusion', 'pointwise-fusion'];
-const TRAIN = ['autodiff', 'optimizer (momentum SGD)', 'shuffle-fusion (inline index remapping)', 'epilogue-fusion', 'pointwise-fusion', 'schedule (updates early)'];
+const TRAIN = ['autodiff', 'optimizer (momentum SGD 0.9, weight decay 0.00004)', 'shuffle-fusion (inline index remapping)', 'epilogue-fusion', 'pointwise-fusion', 'schedule (updates early)'];
 
 const table = (p: CompiledProgram): string => [
   `traced: ${countKernels(p.traced)} kernels`,
@@ -46,7 +46,7 @@ function checkRecords(traced: Graph, mode: 'train' | 'infer', program: CompiledP
       case 'autodiff':
         if (delta !== c.backwardNodes) return `autodiff added ${c.backwardNodes} nodes but ${delta} kernels`;
         break;
-      case 'optimizer (momentum SGD)': {
+      case 'optimizer (momentum SGD 0.9, weight decay 0.00004)': {
         // Per parameter: scale(accum), add, mul(lr, .), sub; weights (rank > 1) also scale(param) and add.
         const params = traced.sources('param');
         const expected = params.reduce((s, p) => s + (p.shape.length > 1 ? 6 : 4), 0);

@@ -132,6 +132,23 @@ describe('predictionGrid', () => {
     expect([decoded.width, decoded.height]).toEqual([grid.width, grid.height]);
     expect(Buffer.from(decoded.data).equals(grid.data)).toBe(true);
   });
+
+  it('breaks a title that does not fit into two lines instead of cutting it ("automobile (automobile)")', () => {
+    const long = predictionGrid(images.subarray(0, 3 * side * side), ['automobile (automobile)'], [WRONG_COLOR], { cols: 1, scale: 4 });
+    // One line at scale 1 is 8 + 2 px: two lines and the 2 px margin make 22 px of title above the image.
+    expect(long.height).toBe(22 + 128 + 2 * 8);
+    const inkColumns = (y0: number, y1: number): number[] => {
+      const xs: number[] = [];
+      for (let x = 0; x < long.width; x++) if (inkIn(long, x, y0, x + 1, y1, WRONG_COLOR) > 0) xs.push(x);
+      return xs;
+    };
+    for (const [text, y0] of [['automobile', 8 + 2], ['(automobile)', 8 + 2 + 10]] as const) {
+      const xs = inkColumns(y0, y0 + 8);
+      // The whole line is drawn: its ink spans the text's width (the last column of a glyph may be blank).
+      expect(xs.at(-1)! - xs[0]! + 1).toBeGreaterThanOrEqual(textWidth(text, 1) - 2);
+      expect(xs.at(-1)! - xs[0]! + 1).toBeLessThanOrEqual(textWidth(text, 1));
+    }
+  });
 });
 
 /** Well-formedness: every tag closes in order, attributes are quoted, '&' only starts an entity. */

@@ -2,7 +2,7 @@
 // wasm backend, against the ceiling the shared notes measured for hand-written WebAssembly SIMD on this machine.
 import { trace } from '../../src/ir/trace';
 import * as ops from '../../src/ir/ops';
-import { WasmExecutor } from '../../src/runtime/wasm-executor';
+import { WasmExecutor } from '../../src/backends/wasm/executor';
 import { uniform } from '../../src/runtime/random';
 import { sizeOf } from '../../src/ir/graph';
 import { median, timeSteps } from './measure';

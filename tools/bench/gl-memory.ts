@@ -4,8 +4,8 @@
 //   xvfb-run -a node dist/tools/bench/gl-memory.js [--steps 1000] [--every 100] [--resolution 8] [--batch 1] [--json]
 import { parseArgs } from 'node:util';
 import { shufflenet } from '../../src/models/shufflenet';
-import { createBackend, type Backend } from '../../src/runtime/backend';
-import { compileModel } from '../../src/runtime/programs';
+import { createBackend, type Backend } from '../../src/backends/registry';
+import { compilePrograms } from '../../src/api/programs';
 import { initParams } from '../../src/runtime/init';
 import { TrainStep } from '../../src/runtime/session';
 import { positiveInt } from '../commands/common';
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const every = positiveInt('every', values.every, 100);
   const batch = positiveInt('batch', values.batch, 1);
   const config = shufflenet.configure!({ size: '0.5x', group: 3, stem: 'cifar', resolution: positiveInt('resolution', values.resolution, 8) });
-  const program = await compileModel(shufflenet, config, 'train', batch);
+  const program = await compilePrograms(shufflenet, config, 'train', batch);
   const backend = createBackend('gl');
   const step = new TrainStep(program.graph, backend, initParams(shufflenet.params(config), 1));
   const image = new Float32Array(batch * 3 * config.resolution ** 2).map((_, i) => Math.sin(i));

@@ -4,11 +4,11 @@
 //   node dist/tools/bench/kernel-profile.js [--size 0.5x] [--mode train|infer] [--batch 64] [--reps 3] [--top 25] [--json]
 import { parseArgs } from 'node:util';
 import { shufflenet, SIZES, type Size } from '../../src/models/shufflenet';
-import { compileModel } from '../../src/runtime/programs';
+import { compilePrograms } from '../../src/api/programs';
 import { initParams } from '../../src/runtime/init';
 import { uniform } from '../../src/runtime/random';
 import { sizeOf } from '../../src/ir/graph';
-import { WasmExecutor } from '../../src/runtime/wasm-executor';
+import { WasmExecutor } from '../../src/backends/wasm/executor';
 import { oneOf, positiveInt } from '../commands/common';
 
 export interface KernelGroup { readonly phase: string; readonly ops: string; readonly kernels: number; readonly ms: number; readonly share: number; readonly gflops: number }
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const reps = positiveInt('reps', values.reps, 3);
   const top = positiveInt('top', values.top, 25);
   const config = shufflenet.configure!({ size, group: 3, stem: 'cifar' });
-  const program = await compileModel(shufflenet, config, mode, batch);
+  const program = await compilePrograms(shufflenet, config, mode, batch);
   const params = initParams(shufflenet.params(config), 1);
   const feeds: Record<string, Float32Array> = {};
   program.graph.sources().forEach((n, i) => { feeds[n.name!] = params.get(n.name!) ?? uniform(sizeOf(n.shape), i + 1); });

@@ -2,12 +2,12 @@
 // `tsc-nn bench`: prints one JSON line with the same fields, plus how far the peer's first output is from
 // tsc-nn's (the same work). Usage: node dist/tools/bench/peer-bench.js --system tfjs-wasm --size 0.5x --mode infer ...
 import { parseArgs } from 'node:util';
-import { shufflenet } from '../../src/models/shufflenet';
-import { modelConfig } from '../commands/train';
+import { shufflenet, type ShuffleNetConfig } from '../../src/models/shufflenet';
+import { configureModel, type AnyModel } from '../../src/api/load-model';
 import { initParams } from '../../src/runtime/init';
 import { uniform } from '../../src/runtime/random';
-import { createBackend } from '../../src/runtime/backend';
-import { compileModel } from '../../src/runtime/programs';
+import { createBackend } from '../../src/backends/registry';
+import { compilePrograms } from '../../src/api/programs';
 import { Predictor, TrainStep } from '../../src/runtime/session';
 import { peakRssMb, summarize, timeSteps } from './measure';
 import type { PeerConfig, PeerModel } from './peers/types';
@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   if (!PEER_SYSTEMS.includes(system)) throw new Error(`--system must be one of ${PEER_SYSTEMS.join(', ')}`);
   const mode = values.mode === 'train' ? 'train' : 'infer';
   const batch = Number(values.batch);
-  const config = modelConfig(values, { size: '0.5x' });
+  const flags = Object.fromEntries((['size', 'group', 'stem', 'classes', 'resolution'] as const).filter((k) => values[k] !== undefined).map((k) => [k, values[k]!]));
+  const config = configureModel(shufflenet as unknown as AnyModel, { size: '0.5x', ...flags }) as unknown as ShuffleNetConfig;
   const cfg: PeerConfig = { size: config.size, group: config.group, stem: config.stem, classes: config.classes, resolution: config.resolution, batch, mode };
   const params = initParams(shufflenet.params(config), 1);
   const images = uniform(batch * 3 * config.resolution * config.resolution, 2);
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
 
   // tsc-nn on the same weights and data (after the peer's memory was measured).
   t = performance.now();
-  const program = await compileModel(shufflenet, config, mode, batch);
+  const program = await compilePrograms(shufflenet, config, mode, batch);
   const backend = createBackend('wasm');
   let agreement: Record<string, number>;
   if (mode === 'infer') {

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { sizeOf, type Tensor } from '../../src/ir/graph';
 import { trace } from '../../src/ir/trace';
 import * as ops from '../../src/ir/ops';
-import { WebGpuExecutor } from '../../src/runtime/webgpu-executor';
+import { WebGpuExecutor } from '../../src/backends/webgpu/executor';
 import { uniform } from '../../src/runtime/random';
 import { median } from './measure';
 import { positiveInt } from '../commands/common';

@@ -1,41 +1,44 @@
-// `tsc-nn bench`: time one ShuffleNetV1 configuration (inference or a training step) on one backend.
-import { createBackend } from '../../src/runtime/backend';
-import { createExecutor } from '../../src/runtime/executor';
+// `tsc-nn bench [MODEL.ts]`: time one model configuration (inference or a training step) on one backend. Without a
+// file it times the built-in ShuffleNetV1 at 0.5x.
+import { createBackend, createExecutor } from '../../src/backends/registry';
 import { initParams } from '../../src/runtime/init';
-import { compileModel } from '../../src/runtime/programs';
+import { compilePrograms } from '../../src/api/programs';
 import { uniform } from '../../src/runtime/random';
-import { shufflenet } from '../../src/models/shufflenet';
 import { MODES } from '../../src/frontend/build';
 import { outputKey, sizeOf } from '../../src/ir/graph';
-import { modelConfig } from './train';
+import { configure, logitClasses } from '../../src/api/classifier';
+import { chooseModel, modelOverrides } from './model-arg';
 import { oneOf, positiveInt, type Command } from './common';
 import { peakRssMb, summarize, timeSteps } from '../bench/measure';
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'time ShuffleNetV1 inference or a training step on a backend (one JSON line with --json)',
-  usage: 'tsc-nn bench [--size 0.5x] [--group 3] [--stem cifar|imagenet] [--batch 64] [--mode infer|train] [--backend auto] [--steps 5] [--budget-s S] [--json]',
+  summary: 'time a model file (default: ShuffleNetV1 0.5x) inference or training step on a backend (one JSON line with --json)',
+  usage: 'tsc-nn bench [MODEL.ts] [model flags, e.g. --size 0.5x --group 3 | --depth 20] [--batch 64] [--mode infer|train] [--backend auto] [--steps 5] [--budget-s S] [--json]',
   options: {
-    size: { type: 'string' }, group: { type: 'string' }, stem: { type: 'string' }, classes: { type: 'string' }, resolution: { type: 'string' },
     batch: { type: 'string' }, mode: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, 'budget-s': { type: 'string' }, json: { type: 'boolean' },
   },
-  async run({ values }) {
-    const config = modelConfig(values, { size: '0.5x' });
+  allowModelFlags: true,
+  async run({ values, positionals, extra }) {
+    const chosen = chooseModel('bench', positionals);
+    const { model } = chosen;
+    const config = configure(model, { ...(chosen.file ? {} : { size: '0.5x' }), ...modelOverrides(chosen, extra) });
     const mode = oneOf('mode', values.mode, MODES, 'infer');
     const batch = positiveInt('batch', values.batch, 64);
     const steps = positiveInt('steps', values.steps, 5);
     const budgetMs = 1000 * positiveInt('budget-s', values['budget-s'], 1e9);
     const backend = createBackend(typeof values.backend === 'string' ? values.backend : 'auto');
     const t0 = performance.now();
-    const program = await compileModel(shufflenet, config, mode, batch);
+    const program = await compilePrograms(model, config, mode, batch);
+    const classes = logitClasses(model, program.graph, batch);
     const executor = createExecutor(program.graph, backend);
     const compileMs = performance.now() - t0;
     const feeds: Record<string, Float32Array> = {};
-    for (const [k, v] of initParams(shufflenet.params(config), 1)) feeds[k] = v;
+    for (const [k, v] of initParams(model.params(config), 1)) feeds[k] = v;
     for (const s of program.graph.sources()) {
       if (feeds[s.name!]) continue;
       const n = sizeOf(s.shape);
-      if (s.name === 'label') feeds.label = Float32Array.from({ length: n }, (_, i) => i % config.classes);
+      if (s.name === 'label') feeds.label = Float32Array.from({ length: n }, (_, i) => i % classes);
       else if (s.name === 'lr') feeds.lr = new Float32Array([0.01]);
       else if (s.name === 'image') feeds.image = uniform(n, 2);
       else feeds[s.name!] = new Float32Array(n);
@@ -50,12 +53,13 @@ export const benchCommand: Command = {
     }
     const macs = executor.kernels.reduce((p, k) => p + k.macs, 0);
     const result = {
-      model: 'shufflenet', ...config, mode, batch, backend: backend.name, device: backend.device ?? 'cpu', threads: backend.threads,
+      model: model.name, ...config, mode, batch, backend: backend.name, device: backend.device ?? 'cpu', threads: backend.threads,
       compileMs: Math.round(compileMs), programCached: program.cached, ...timed, gflops: (2 * macs) / timed.medianStepMs / 1e6, peakRssMb: peakRssMb(),
     };
     if (values.json) console.log(JSON.stringify(result));
     else {
-      console.log(`shufflenet ${config.size} g${config.group} ${config.stem} ${mode} batch ${batch} on ${backend.name} (${backend.threads} thread${backend.threads > 1 ? 's' : ''})`);
+      const described = Object.entries(config).map(([k, v]) => `${k} ${String(v)}`).join(', ');
+      console.log(`${model.name} (${described}) ${mode} batch ${batch} on ${backend.name} (${backend.threads} thread${backend.threads > 1 ? 's' : ''})`);
       console.log(`  compile ${result.compileMs} ms, first step ${result.firstStepMs} ms, median step ${result.medianStepMs} ms (min ${result.minStepMs}, max ${result.maxStepMs})`);
       console.log(`  ${result.imagesPerSec.toFixed(1)} images/s, ${result.gflops.toFixed(2)} GFLOP/s, peak RSS ${result.peakRssMb} MB`);
     }

@@ -1,8 +1,8 @@
 // `tsc-nn check-op FILE.ts`: property-test the custom ops a file exports with `defineOpCheck`.
 import { UserError } from '../../src/ir/errors';
-import { loadTsModule } from '../../src/frontend/loader';
+import { loadUserModule } from '../../src/api/load-model';
 import { runOpCheck, type OpCheck } from '../../src/frontend/opcheck';
-import { createBackend } from '../../src/runtime/backend';
+import { createBackend } from '../../src/backends/registry';
 import { positiveInt, type Command } from './common';
 
 const isOpCheck = (x: unknown): x is OpCheck =>
@@ -18,7 +18,7 @@ export const checkOpCommand: Command = {
     if (!file) throw new UserError('check-op needs a file: tsc-nn check-op FILE.ts');
     const backends = typeof values.backend === 'string' ? values.backend.split(',') : ['cpu', 'webasm'];
     backends.forEach((b) => createBackend(b));
-    const mod = loadTsModule(file);
+    const mod = loadUserModule(file);
     const checks = Object.values(mod).filter(isOpCheck);
     if (checks.length === 0) throw new UserError(`${file}: exports no op checks; export one made with defineOpCheck({ name, draw, apply })`);
     const numRuns = positiveInt('runs', values.runs, 50);

@@ -17,13 +17,13 @@ export interface Command {
 export interface ParsedArgs {
   readonly values: Readonly<Record<string, string | boolean | undefined>>;
   readonly positionals: readonly string[];
-  /** Flags the command does not know itself (model configuration for compile). */
-  readonly extra: Readonly<Record<string, string>>;
+  /** Flags the command does not know itself: model configuration (a switch given alone is `true`). */
+  readonly extra: Readonly<Record<string, string | true>>;
 }
 
 export function parseCommandArgs(cmd: Command, argv: readonly string[]): ParsedArgs {
   const { values, tokens } = parseArgs({ args: [...argv], options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, strict: false, allowPositionals: true, tokens: true });
-  const extra: Record<string, string> = {};
+  const extra: Record<string, string | true> = {};
   const positionals: string[] = [];
   const list = tokens ?? [];
   for (let i = 0; i < list.length; i++) {
@@ -33,11 +33,10 @@ export function parseCommandArgs(cmd: Command, argv: readonly string[]): ParsedA
     if (!cmd.allowModelFlags) {
       throw new UserError(`unknown flag --${t.name} for ${cmd.name}: valid flags are ${Object.keys(cmd.options).map((o) => `--${o}`).join(', ')}`);
     }
-    // parseArgs cannot know a model flag takes a value: `--size 0.5x` arrives as a flag and a positional.
+    // parseArgs cannot know a model flag takes a value: `--size 0.5x` arrives as a flag and a positional. A flag
+    // followed by another flag or nothing is a switch; the model's defaults say whether that is allowed.
     const next = list[i + 1];
-    const value = t.value ?? (next?.kind === 'positional' ? (i++, next.value) : undefined);
-    if (value === undefined) throw new UserError(`flag --${t.name} needs a value (--${t.name} VALUE)`);
-    extra[t.name] = value;
+    extra[t.name] = t.value ?? (next?.kind === 'positional' ? (i++, next.value) : true);
   }
   for (const [name, spec] of Object.entries(cmd.options)) {
     if (spec.type === 'string' && values[name] === true) throw new UserError(`flag --${name} needs a value`);

@@ -4,7 +4,7 @@ import { UserError } from '../../src/ir/errors';
 import { countParams } from '../../src/ir/model';
 import { verify } from '../../src/ir/verify';
 import { buildGraph, MODES } from '../../src/frontend/build';
-import { configureModel, loadModel } from '../../src/frontend/model-file';
+import { configureModel, loadModel } from '../../src/api/load-model';
 import { outputKey } from '../../src/ir/graph';
 import { countKernels, passesFor, runPasses } from '../../src/passes/pipeline';
 import { EMITS, forwardMacs, kernelCounts, opCounts, writeArtifact, type Manifest } from '../../src/runtime/artifact';

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { UserError } from '../../src/ir/errors';
 import { downloadCifar10 } from '../../src/runtime/data/cifar10';
-import { cacheDir } from '../../src/runtime/program-cache';
+import { cacheDir } from '../../src/platform/cache';
 import { ProgressBar } from '../../src/runtime/report/progress';
 
 export const dataOptions = { data: { type: 'string' }, download: { type: 'boolean' } } as const;

@@ -1,5 +1,6 @@
 export * from './elementwise';
 export * from './reduce';
+export * from './mean';
 export * from './shape';
 export * from './conv';
 export * from './pool';

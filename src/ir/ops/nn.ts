@@ -3,7 +3,8 @@ import { defineOp, check } from '../op';
 import type { Tensor } from '../graph';
 import { compute, select } from '../te';
 import { add, affine, log, mul, neg, rsqrt, scale, sub, exp, stopGradient } from './elementwise';
-import { mean, reduceMax, sum } from './reduce';
+import { reduceMax, sum } from './reduce';
+import { mean } from './mean';
 import { reshape } from './shape';
 
 export interface BatchNormParams {

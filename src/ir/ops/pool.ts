@@ -2,7 +2,7 @@
 import { defineOp, check } from '../op';
 import type { Tensor } from '../graph';
 import { compute, lit, maximum, select, sum, type E, type Placeholder, type TensorExpr } from '../te';
-import { mean } from './reduce';
+import { mean } from './mean';
 import { holdingWindow, windowsPerInput } from './window';
 
 export interface PoolAttrs {

@@ -2,8 +2,7 @@
 import { defineOp, check } from '../op';
 import type { Tensor } from '../graph';
 import { compute, maximum, sum as sumOver, type E, type Ix } from '../te';
-import { scale } from './elementwise';
-import { broadcastTo, reshape } from './shape';
+import { reshape } from './shape';
 
 function normalizeAxes(axes: readonly number[], rank: number): number[] {
   const out = axes.map((a) => (a < 0 ? a + rank : a));
@@ -51,10 +50,6 @@ const maxOp = defineOp<ReduceAttrs>({
 });
 
 export const sum = (x: Tensor, axes: readonly number[], keepdims = false): Tensor => sumOp([x], { axes, keepdims });
-export function mean(x: Tensor, axes: readonly number[], keepdims = false): Tensor {
-  const count = axes.reduce((p, a) => p * x.shape[a < 0 ? a + x.rank : a]!, 1);
-  return scale(sum(x, axes, keepdims), 1 / count);
-}
 /** Maximum over axes. It has no gradient rule: wrap uses in `stopGradient` where the value cancels. */
 export const reduceMax = (x: Tensor, axes: readonly number[], keepdims = false): Tensor => maxOp([x], { axes, keepdims });
 
@@ -66,3 +61,17 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   const summed = sum(x, axes, true);
   return reshape(summed, shape);
 }
+
+const broadcastOp = defineOp<{ shape: readonly number[] }>({
+  name: 'broadcast',
+  compute: ([x], { shape }) => {
+    const off = shape.length - x!.rank;
+    check(off >= 0 && x!.shape.every((d, i) => d === 1 || d === shape[off + i]), `cannot broadcast [${x!.shape.join(', ')}] to [${shape.join(', ')}]`);
+    return compute(shape, (...o) => x!.at(...x!.shape.map((d, i) => (d === 1 ? 0 : o[off + i]!))));
+  },
+  vjp: (g, [x]) => [sumTo(g, x!.shape)],
+});
+export const broadcastTo = (x: Tensor, shape: readonly number[]): Tensor => {
+  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+  return broadcastOp([x], { shape });
+};

@@ -1,9 +1,8 @@
-// Index-remapping ops: reshape, transpose, concat, slice, pad, broadcast. Their expressions contain no arithmetic
+// Index-remapping ops: reshape, transpose, concat, slice, pad (broadcast lives with its gradient, sum-to, in reduce.ts). Their expressions contain no arithmetic
 // on values, so the inliner can substitute them into their readers (this is how the channel shuffle disappears).
 import { defineOp, check } from '../op';
 import { sizeOf, type Tensor } from '../graph';
 import { compute, select, type E, type Ix } from '../te';
-import { sumTo } from './reduce';
 
 /**
  * Split a reshape into groups of consecutive axes whose sizes multiply to the same number on both sides, so the
@@ -127,17 +126,3 @@ const padOp = defineOp<{ axis: number; before: number; after: number }>({
 });
 /** Zero-pad one axis. */
 export const pad = (x: Tensor, axis: number, before: number, after: number): Tensor => padOp([x], { axis, before, after });
-
-const broadcastOp = defineOp<{ shape: readonly number[] }>({
-  name: 'broadcast',
-  compute: ([x], { shape }) => {
-    const off = shape.length - x!.rank;
-    check(off >= 0 && x!.shape.every((d, i) => d === 1 || d === shape[off + i]), `cannot broadcast [${x!.shape.join(', ')}] to [${shape.join(', ')}]`);
-    return compute(shape, (...o) => x!.at(...x!.shape.map((d, i) => (d === 1 ? 0 : o[off + i]!))));
-  },
-  vjp: (g, [x]) => [sumTo(g, x!.shape)],
-});
-export const broadcastTo = (x: Tensor, shape: readonly number[]): Tensor => {
-  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
-  return broadcastOp([x], { shape });
-};

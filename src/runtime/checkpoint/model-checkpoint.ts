@@ -24,10 +24,15 @@ export async function saveCheckpoint(file: string, tensors: TensorMap, shapes: R
   });
 }
 
-export interface LoadedCheckpoint extends CheckpointMeta {
+export interface LoadedCheckpoint extends Omit<CheckpointMeta, 'config'> {
+  /** The stored configuration; undefined for a plain state_dict (PyTorch's `save_file(model.state_dict())`). */
+  readonly config: Readonly<Record<string, unknown>> | undefined;
   readonly tensors: TensorMap;
   readonly shapes: ReadonlyMap<string, readonly number[]>;
 }
+
+/** PyTorch's BatchNorm counts its batches in an I64 tensor; tsc-nn has no use for it and never writes it. */
+const isBatchCounter = (name: string): boolean => name.endsWith('.num_batches_tracked');
 
 export async function loadCheckpoint(file: string): Promise<LoadedCheckpoint> {
   const content = await readSafetensors(file);
@@ -36,28 +41,33 @@ export async function loadCheckpoint(file: string): Promise<LoadedCheckpoint> {
     if (raw === undefined) return undefined;
     try { return JSON.parse(raw) as Record<string, unknown>; } catch { throw new UserError(`${file}: metadata ${key} is not valid JSON`); }
   };
-  const config = json('tsc-nn.config');
-  if (!config) throw new UserError(`${file}: not a tsc-nn checkpoint (no tsc-nn.config metadata)`);
   const tensors: TensorMap = new Map();
   const shapes = new Map<string, readonly number[]>();
   for (const [name, t] of content.tensors) {
-    if (t.dtype !== 'F32') throw new UserError(`${file}: tensor ${name} is ${t.dtype}, expected F32`);
+    if (t.dtype === 'I64' && isBatchCounter(name)) continue;
+    if (t.dtype !== 'F32') throw new UserError(`${file}: tensor ${name} is ${t.dtype}, expected F32 (save the state_dict in float32)`);
     tensors.set(name, t.data as Float32Array);
     shapes.set(name, t.shape);
   }
-  return { config, epoch: Number(content.metadata['tsc-nn.epoch'] ?? 0), step: Number(content.metadata['tsc-nn.step'] ?? 0), training: json('tsc-nn.training'), tensors, shapes };
+  return { config: json('tsc-nn.config'), epoch: Number(content.metadata['tsc-nn.epoch'] ?? 0), step: Number(content.metadata['tsc-nn.step'] ?? 0), training: json('tsc-nn.training'), tensors, shapes };
 }
 
-/** Every expected tensor must be present with its shape; a mismatch lists the offending tensors. */
-export function checkTensors(file: string, loaded: LoadedCheckpoint, expected: ReadonlyMap<string, readonly number[]>): void {
-  const problems: string[] = [];
+/**
+ * Every expected tensor must be present with its shape, and nothing else may be there but what `optional` allows
+ * (momentum buffers); a mismatch is one error listing the missing, extra and mis-shaped tensors.
+ */
+export function checkTensors(file: string, loaded: LoadedCheckpoint, expected: ReadonlyMap<string, readonly number[]>, optional: (name: string) => boolean = () => false): void {
+  const missing: string[] = [];
+  const misShaped: string[] = [];
   for (const [name, shape] of expected) {
     const got = loaded.shapes.get(name);
-    if (!got) problems.push(`${name} missing`);
-    else if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) problems.push(`${name} is [${got.join(', ')}], the model needs [${shape.join(', ')}]`);
+    if (!got) missing.push(name);
+    else if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) misShaped.push(`${name} is [${got.join(', ')}], the model needs [${shape.join(', ')}]`);
   }
-  if (problems.length) {
-    const shown = problems.slice(0, 6).join('; ');
-    throw new UserError(`${file} does not match the model (config ${JSON.stringify(loaded.config)}): ${problems.length} tensors differ: ${shown}${problems.length > 6 ? '; ...' : ''}`);
-  }
+  const extra = [...loaded.shapes.keys()].filter((n) => !expected.has(n) && !optional(n));
+  if (missing.length + extra.length + misShaped.length === 0) return;
+  const list = (what: string, names: string[]): string => (names.length ? `${what} (${names.length}): ${names.slice(0, 6).join(', ')}${names.length > 6 ? ', ...' : ''}` : '');
+  const parts = [list('missing', missing), list('extra', extra), list('mis-shaped', misShaped)].filter(Boolean).join('; ');
+  const what = loaded.config ? `config ${JSON.stringify(loaded.config)}` : 'a state_dict without tsc-nn metadata';
+  throw new UserError(`${file} does not match the model (${what}): ${parts}`);
 }

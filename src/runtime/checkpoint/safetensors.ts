@@ -3,7 +3,7 @@
 // Typed arrays use the host byte order, which is little-endian on every platform Node supports in practice.
 import { promises as fsp } from 'node:fs';
 import { UserError } from '../../ir/errors';
-import { atomicWrite, type AtomicWriteIo } from '../atomic';
+import { atomicWrite, type AtomicWriteIo } from '../../platform/atomic';
 
 const DTYPES = {
   F64: Float64Array,

@@ -27,16 +27,26 @@ export function predictionGrid(images: Uint8Array, titles: readonly string[], co
   const cols = Math.max(1, Math.min(options.cols, n));
   const rows = Math.ceil(n / cols);
   const cell = side * scale;
-  const textScale = options.textScale ?? (titles.every((t) => textWidth(t, 2) <= cell) ? 2 : 1);
+  // A title that does not fit the cell on one line breaks before its " (": "automobile" over "(automobile)".
+  const fits = (t: string, scale: number): boolean => textWidth(t, scale) <= cell;
+  const textScale = options.textScale ?? (titles.every((t) => fits(t, 2)) ? 2 : 1);
+  const lines = titles.map((t) => {
+    const cut = t.indexOf(' (');
+    return fits(t, textScale) || cut < 0 ? [t] : [t.slice(0, cut), t.slice(cut + 1)];
+  });
+  const lineHeight = GLYPH_HEIGHT * textScale + 2;
   const gap = 2 * scale;
-  const titleHeight = GLYPH_HEIGHT * textScale + 4;
+  const titleHeight = Math.max(...lines.map((l) => l.length)) * lineHeight + 2;
   const out = createImage(cols * cell + (cols + 1) * gap, rows * (titleHeight + cell) + (rows + 1) * gap);
   const maxChars = Math.floor((cell + textScale) / ((GLYPH_WIDTH + 1) * textScale));
   for (let k = 0; k < n; k++) {
     const left = gap + (k % cols) * (cell + gap);
     const top = gap + Math.floor(k / cols) * (titleHeight + cell + gap);
-    const title = [...titles[k]!].slice(0, maxChars).join('');
-    drawText(out, title, left + Math.floor((cell - textWidth(title, textScale)) / 2), top + 2, colors[k]!, textScale);
+    lines[k]!.forEach((line, i) => {
+      // Still too long (a very long class name): cut to the cell rather than overlap the neighbour.
+      const text = [...line].slice(0, maxChars).join('');
+      drawText(out, text, left + Math.floor((cell - textWidth(text, textScale)) / 2), top + 2 + i * lineHeight, colors[k]!, textScale);
+    });
     const src = k * 3 * plane;
     for (let y = 0; y < cell; y++) {
       const sy = Math.floor(y / scale) * side;

@@ -1,43 +1,16 @@
-// Runs a compiled graph on a backend. gpu.js kernels are printed once, compiled through gpu.js and cached by
-// source; each run feeds the sources, calls the kernels in order, and drops every intermediate after its last
-// reader (gpu.js allocates its own results: textures on gl, arrays on cpu and webasm). tsc-nn's own CPU targets have arena executors
-// (wasm-executor.ts, js-executor.ts).
+// Runs a compiled graph on gpu.js's backends (cpu, webasm, gl). Kernels are printed once, compiled through gpu.js
+// and cached by source; each run feeds the sources, calls the kernels in order, and drops every intermediate after
+// its last reader (gpu.js allocates its own results: textures on gl, arrays on cpu and webasm). tsc-nn's own CPU
+// targets have arena executors (../wasm, ../js).
 import type { IGPUKernelSettings, IKernelRunShortcut } from 'gpu.js';
-import { isSource, sizeOf, type Graph } from '../ir/graph';
-import { lowerGraph, type LoweredKernel, type TensorLayout } from '../codegen/lower';
-import { packable, printGpujsKernel, type GpujsPacking } from '../codegen/gpujs';
-import { JsExecutor } from './js-executor';
-import { WasmExecutor } from './wasm-executor';
-import { WebGpuExecutor } from './webgpu-executor';
-import { gpujs, type Backend } from './backend';
-import { checkedFeeds, collectOutputs, type OutputTargets } from './feeds';
+import { isSource, sizeOf, type Graph } from '../../ir/graph';
+import { lowerGraph, type LoweredKernel, type TensorLayout } from '../../codegen/lower';
+import { packable, printGpujsKernel, type GpujsPacking } from '../../codegen/gpujs';
+import type { Backend, Executor, ExecutorOptions, OutputTargets } from '../types';
+import { checkedFeeds, collectOutputs } from '../feeds';
+import { gpujs } from './load';
 
 const gpujsCache = new WeakMap<object, Map<string, IKernelRunShortcut>>();
-
-export interface Executor {
-  readonly kernels: readonly LoweredKernel[];
-  /**
-   * Feed every source by name; returns the graph outputs by `outputKey`, in new arrays or in the arrays `into`
-   * names (which may be arrays it was fed: sources are read before any output is written).
-   */
-  run(feeds: Readonly<Record<string, Float32Array>>, into?: OutputTargets): Record<string, Float32Array>;
-  /** Release threads and device memory. */
-  close(): void;
-}
-
-export interface ExecutorOptions {
-  /** Fill every kernel's output with NaN before it runs, so unwritten elements show up. */
-  readonly poison?: boolean;
-}
-
-export function createExecutor(graph: Graph, backend: Backend, opts: ExecutorOptions = {}): Executor {
-  switch (backend.kind) {
-    case 'wasm': return new WasmExecutor(graph, backend.threads, opts);
-    case 'js': return new JsExecutor(graph, backend.threads, opts);
-    case 'gpujs': return new GpujsExecutor(graph, backend, opts);
-    case 'webgpu': return new WebGpuExecutor(graph, opts);
-  }
-}
 
 /** A tensor as gpu.js wants it: flat, or a 2-D view when its flat index would pass 2^24. */
 function toGpujsArg(data: Float32Array, layout: TensorLayout): unknown {
@@ -84,7 +57,7 @@ function compileGpujs(backend: Backend, k: LoweredKernel, onDevice: boolean, pac
  * multiple of 4 computes 4 consecutive outputs per thread (one RGBA texel; its readers unpack them). On `cpu` and
  * `webasm` results are arrays, one output per call (unpacking there would only add work).
  */
-class GpujsExecutor implements Executor {
+export class GpujsExecutor implements Executor {
   readonly kernels: readonly LoweredKernel[];
   private readonly compiled: readonly IKernelRunShortcut[];
   private readonly lastUse: number[];

@@ -3,7 +3,7 @@
 // complete behind --experimental-wasm-relaxed-simd, which is turned on here when the engine does not accept it
 // as it is. Without it, sums of products are a multiply and an add.
 import * as v8 from 'node:v8';
-import type { WasmTarget } from '../codegen/wasm';
+import type { WasmTarget } from '../../codegen/wasm';
 
 // (module (func (param v128 v128 v128) (result v128) (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2))))
 const RELAXED_MADD_PROBE = new Uint8Array([

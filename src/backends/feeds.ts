@@ -1,5 +1,6 @@
 // What every executor does at the edges of a run: check what it is fed, and hand the outputs back.
 import { outputKey, sizeOf, type Graph } from '../ir/graph';
+import type { OutputTargets } from './types';
 
 /** Feeds checked against the graph's sources: every one present, with as many values as its shape holds. */
 export function checkedFeeds(graph: Graph, feeds: Readonly<Record<string, Float32Array>>): { node: number; value: Float32Array }[] {
@@ -10,9 +11,6 @@ export function checkedFeeds(graph: Graph, feeds: Readonly<Record<string, Float3
     return { node: n.id, value };
   });
 }
-
-/** Where a run's outputs go: arrays (by output key) that receive those outputs instead of new arrays. */
-export type OutputTargets = Readonly<Record<string, Float32Array>>;
 
 /**
  * The graph outputs by key: copied into `into` where it names the output (a training step writes updated

@@ -4,9 +4,9 @@
 import { isSource, sizeOf, type Graph } from '../ir/graph';
 import type { LoweredKernel } from '../codegen/lower';
 import { planMemory } from '../passes/memory-plan';
-import { checkedFeeds, collectOutputs, type OutputTargets } from './feeds';
+import { checkedFeeds, collectOutputs } from './feeds';
 import type { HelperThread } from './helper-thread';
-import type { Executor, ExecutorOptions } from './executor';
+import type { Executor, ExecutorOptions, OutputTargets, Split } from './types';
 
 /** Kernels doing less work than this (output elements plus multiply-adds) are not worth a thread handoff. */
 const MIN_PARALLEL_WORK = 32768;
@@ -33,9 +33,6 @@ export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
   }
   return { place, floats: offset + guard };
 }
-
-/** Rows [0, hi) of a kernel's split axis, run in chunks of `chunk` rows (chunk >= hi: on one thread). */
-export interface Split { readonly chunk: number; readonly hi: number }
 
 /** Chunks per split kernel: enough for the faster thread to take more of them, few enough to cost nothing. */
 const CHUNKS = 8;

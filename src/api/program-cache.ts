@@ -2,29 +2,14 @@
 // change to the model or its configuration misses) and the pass list: a later `train`, `eval` or `predict` reuses them.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Graph, type GraphOutput, type Node } from '../ir/graph';
 import { printGraph } from '../ir/print';
 import { verify } from '../ir/verify';
 import { runPasses, type CompiledProgram, type passesFor } from '../passes/pipeline';
-import { atomicWrite } from './atomic';
+import { atomicWrite } from '../platform/atomic';
+import { cacheDir, compilerVersion } from '../platform/cache';
 
-export const cacheDir = (): string => process.env.TSC_NN_CACHE ?? path.join(os.homedir(), '.cache', 'tsc-nn');
-
-let compilerHash: string | undefined;
-/** A hash of the compiler's own code (passes, IR, codegen), so a changed compiler never reuses stale programs. */
-export function compilerVersion(): string {
-  if (compilerHash) return compilerHash;
-  const h = createHash('sha256');
-  const root = path.resolve(__dirname, '..');
-  for (const dir of ['ir', 'ir/ops', 'passes', 'codegen']) {
-    const full = path.join(root, dir);
-    for (const f of fs.readdirSync(full).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).sort()) h.update(fs.readFileSync(path.join(full, f)));
-  }
-  compilerHash = h.digest('hex');
-  return compilerHash;
-}
 
 function cacheKey(traced: Graph, passes: ReturnType<typeof passesFor>): string {
   return createHash('sha256').update(compilerVersion()).update(printGraph(traced, { exprs: true })).update(passes.map((p) => p.name).join('|')).digest('hex').slice(0, 24);

@@ -5,17 +5,18 @@
 // thread that shares each split kernel's chunks.
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import type { Graph } from '../ir/graph';
-import { printGraph } from '../ir/print';
-import { UserError } from '../ir/errors';
-import { lowerGraph } from '../codegen/lower';
-import { printWasmKernel, readReach, wasmModule } from '../codegen/wasm';
-import { cachedModule } from '../codegen/assemble';
-import { ArenaExecutor, layoutArena, splitKernels, type Split } from './arena';
-import { HelperThread } from './helper-thread';
-import { cacheDir, compilerVersion } from './program-cache';
-import { wasmTarget } from './wasm-features';
-import type { ExecutorOptions } from './executor';
+import type { Graph } from '../../ir/graph';
+import { printGraph } from '../../ir/print';
+import { UserError } from '../../ir/errors';
+import { lowerGraph } from '../../codegen/lower';
+import { printWasmKernel, readReach, wasmModule } from '../../codegen/wasm';
+import { cachedModule } from '../../codegen/assemble';
+import { ArenaExecutor, layoutArena, splitKernels } from '../arena';
+import type { Split } from '../types';
+import { HelperThread } from '../helper-thread';
+import { cacheDir, compilerVersion } from '../../platform/cache';
+import { wasmTarget } from './features';
+import type { ExecutorOptions } from '../types';
 
 type KernelFn = (lo: number, hi: number) => void;
 

@@ -1,36 +1,27 @@
-// Backends behind one interface: gpu.js's (cpu, webasm, gl) and tsc-nn's own CPU targets: WebAssembly SIMD on
-// worker threads (wasm) and plain JavaScript loop nests (js).
+// The backend registry: names -> how to start them (probed, never a silent fallback) and their executors:
+// gpu.js's (cpu, webasm, gl), gpu.js's WebGPU kernels on Dawn (webgpu) and tsc-nn's own CPU targets, WebAssembly
+// SIMD on worker threads (wasm) and plain JavaScript loop nests (js).
 // gpu.js's `mode` only echoes the request, so every gpu.js backend is probed with a tiny kernel and reports the
 // kernel class that really ran.
-import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import type { GPU } from 'gpu.js';
+import type { Graph } from '../ir/graph';
+import { BACKENDS, type Backend, type BackendName, type ExecutorOptions, type Executor } from './types';
+import { gpujs } from './gpujs/load';
+import { GpujsExecutor } from './gpujs/executor';
+import { JsExecutor } from './js/executor';
+import { WasmExecutor } from './wasm/executor';
 import { UserError } from '../ir/errors';
 import { trace } from '../ir/trace';
 import { scale } from '../ir/ops';
-import { WebGpuExecutor } from './webgpu-executor';
+import { WebGpuExecutor } from './webgpu/executor';
 
-export const BACKENDS = ['wasm', 'js', 'cpu', 'webasm', 'gl', 'webgpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
+export { BACKENDS, type Backend, type BackendName } from './types';
 
-/** gpu.js, loaded when one of its backends starts rather than by every command (it costs about 18 MB of memory). */
-export const gpujs = (): typeof import('gpu.js') => createRequire(__filename)('gpu.js') as typeof import('gpu.js');
-
-type OwnBackend = 'wasm' | 'js';
-type GpujsBackend = Exclude<BackendName, OwnBackend | 'webgpu'>;
+type GpujsBackend = Exclude<BackendName, 'wasm' | 'js' | 'webgpu'>;
 const gpujsMode: Record<GpujsBackend, string> = { cpu: 'cpu', webasm: 'webasm', gl: 'headlessgl' };
 const kernelClass: Record<GpujsBackend, string> = { cpu: 'CPUKernel', webasm: 'WebAssemblyKernel', gl: 'HeadlessGLKernel' };
 
-export interface Backend {
-  readonly name: BackendName;
-  /** `gpujs`: kernels run through gpu.js; `webgpu`: gpu.js's WebGPU kernels on Dawn; `wasm` / `js`: tsc-nn's own CPU targets. */
-  readonly kind: 'gpujs' | 'webgpu' | OwnBackend;
-  /** What really runs: the gpu.js kernel class, or Dawn's backend and adapter. */
-  readonly device?: string;
-  readonly gpu?: GPU;
-  /** Threads the wasm and js backends run kernels on (TSC_NN_THREADS, default: up to 2 cores). */
-  readonly threads: number;
-}
 
 // `auto`: on a machine without a GPU, tsc-nn's own WebAssembly SIMD target is the fastest (see docs/benchmarks.md).
 const autoOrder: readonly BackendName[] = ['wasm', 'js'];
@@ -121,4 +112,13 @@ export function createBackend(requested: string): Backend {
 /** Backends that start on this machine (for tests and benchmarks). */
 export function availableBackends(): BackendName[] {
   return BACKENDS.filter((b) => { try { createBackend(b); return true; } catch { return false; } });
+}
+
+export function createExecutor(graph: Graph, backend: Backend, opts: ExecutorOptions = {}): Executor {
+  switch (backend.kind) {
+    case 'wasm': return new WasmExecutor(graph, backend.threads, opts);
+    case 'js': return new JsExecutor(graph, backend.threads, opts);
+    case 'gpujs': return new GpujsExecutor(graph, backend, opts);
+    case 'webgpu': return new WebGpuExecutor(graph, opts);
+  }
 }

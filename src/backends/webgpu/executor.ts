@@ -7,11 +7,11 @@
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { isSource, sizeOf, type Graph } from '../ir/graph';
-import { lowerGraph, type LoweredKernel } from '../codegen/lower';
-import { printGpujsKernel } from '../codegen/gpujs';
-import type { Executor, ExecutorOptions } from './executor';
-import { checkedFeeds, collectOutputs, type OutputTargets } from './feeds';
+import { isSource, sizeOf, type Graph } from '../../ir/graph';
+import { lowerGraph, type LoweredKernel } from '../../codegen/lower';
+import { printGpujsKernel } from '../../codegen/gpujs';
+import type { Executor, ExecutorOptions, OutputTargets } from '../types';
+import { checkedFeeds, collectOutputs } from '../feeds';
 
 /** Dawn backends to try, in order: Vulkan on a machine with a GPU, OpenGL (Mesa, EGL surfaceless) without one. */
 export const DAWN_BACKENDS = ['vulkan', 'opengl'] as const;

@@ -1,11 +1,12 @@
 // The JavaScript backend's executor: kernels are plain JavaScript loop nests (codegen/js.ts) over subarrays of one
 // shared arena (arena.ts); split kernels share their chunks with a helper thread that compiles the same sources.
-import type { Graph } from '../ir/graph';
-import { lowerGraph } from '../codegen/lower';
-import { printJsKernel } from '../codegen/js';
-import { ArenaExecutor, layoutArena, splitKernels, type Split } from './arena';
-import { HelperThread } from './helper-thread';
-import type { ExecutorOptions } from './executor';
+import type { Graph } from '../../ir/graph';
+import { lowerGraph } from '../../codegen/lower';
+import { printJsKernel } from '../../codegen/js';
+import { ArenaExecutor, layoutArena, splitKernels } from '../arena';
+import type { Split } from '../types';
+import { HelperThread } from '../helper-thread';
+import type { ExecutorOptions } from '../types';
 
 type Kernel = (...args: (Float32Array | number)[]) => void;
 

@@ -3,7 +3,7 @@
 // shared virtual machine one core is often slower than the other, and a fixed half would leave the faster one
 // waiting); the two meet at an Atomics barrier (a round trip costs 0.02-0.06 ms here). `setup` is the body of a
 // worker function that builds the kernels from `workerData` and returns `run(kernelIndex, lo, hi)`.
-import type { Split } from './arena';
+import type { Split } from './types';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 
 /**
