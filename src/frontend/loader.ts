@@ -20,22 +20,34 @@ function libraryTypes(): string {
 let compiler: typeof TS | undefined;
 const typescript = (): typeof TS => (compiler ??= Module.createRequire(__filename)('typescript') as typeof TS);
 
-const compilerOptions = (ts: typeof TS): TS.CompilerOptions => ({
+/**
+ * Where Node's type declarations are, if anywhere: a development checkout has them (a devDependency), an installed
+ * package usually does not, and model files need none of them.
+ */
+function nodeTypeRoot(file: string): string | undefined {
+  try {
+    const found = Module.createRequire(file).resolve('@types/node/package.json', { paths: [path.dirname(file), packageRoot] });
+    return path.dirname(path.dirname(found));
+  } catch {
+    return undefined;
+  }
+}
+
+const compilerOptions = (ts: typeof TS, file: string): TS.CompilerOptions => ({
   strict: true,
   target: ts.ScriptTarget.ES2022,
   module: ts.ModuleKind.NodeNext,
   moduleResolution: ts.ModuleResolutionKind.NodeNext,
   noEmit: true,
   skipLibCheck: true,
-  types: ['node'],
-  typeRoots: [path.join(packageRoot, 'node_modules', '@types')],
+  ...(nodeTypeRoot(file) ? { types: ['node'], typeRoots: [nodeTypeRoot(file)!] } : { types: [] }),
   paths: { 'tsc-nn': [libraryTypes()] },
 });
 
 /** Type-check `file`; returns tsc-style `file:line:col: error TSnnnn: message` lines. */
 export function typeCheck(file: string): string[] {
   const ts = typescript();
-  const program = ts.createProgram([file], compilerOptions(ts));
+  const program = ts.createProgram([file], compilerOptions(ts, file));
   const diags = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
   return diags.map((d) => {
     const msg = ts.flattenDiagnosticMessageText(d.messageText, ' ');
