@@ -63,7 +63,7 @@ export function importCycles(graph: ReadonlyMap<string, readonly string[]>): str
  * Folders on one layer do not import each other.
  */
 export const SRC_LAYERS: readonly (readonly string[])[] = [
-  ['platform'], ['ir'], ['passes'], ['codegen'], ['backends'], ['runtime', 'models'], ['frontend'], ['dsl.ts'], ['api', 'export'], ['index.ts'],
+  ['platform'], ['ir'], ['passes'], ['codegen'], ['backends'], ['runtime', 'models'], ['frontend'], ['dsl.ts'], ['api'], ['export'], ['index.ts'],
 ];
 
 const layerOf = (srcRelative: string): { unit: string; layer: number } => {
