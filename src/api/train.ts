@@ -81,7 +81,7 @@ export interface TrainOptions<C extends object> extends Partial<TrainingSettings
 export interface TrainResult<C extends object> {
   readonly config: C;
   readonly settings: TrainingSettings;
-  /** The last checkpoint written. */
+  /** The last checkpoint written (or resumed from); empty when the run was stopped before its first step. */
   readonly checkpoint: string;
   readonly history: readonly StepInfo[];
   readonly steps: number;
@@ -250,8 +250,14 @@ function nonFiniteLoss(loss: number, globalStep: number, epoch: number, unproven
 }
 
 /** Loss and training accuracy per step (averaged over windows), as an SVG picture beside the log. */
-async function writeCurves(logFile: string, svgFile: string, modelName: string): Promise<void> {
-  const rows = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number; top1: number });
+export async function writeCurves(logFile: string, svgFile: string, modelName: string): Promise<void> {
+  // A resumed run logs again the steps after its checkpoint that an interrupted run had logged: the latest wins.
+  const byStep = new Map<number, { step: number; loss: number; top1: number }>();
+  for (const line of fs.readFileSync(logFile, 'utf8').trim().split('\n')) {
+    const row = JSON.parse(line) as { step: number; loss: number; top1: number };
+    byStep.set(row.step, row);
+  }
+  const rows = [...byStep.values()].sort((a, b) => a.step - b.step);
   const window = Math.max(1, Math.floor(rows.length / 200));
   const smooth = (key: 'loss' | 'top1'): [number, number][] => {
     const pts: [number, number][] = [];

@@ -70,7 +70,7 @@ export const trainCommand: Command = {
       process.off('SIGINT', onSigint);
     }
     if (result.interrupted) {
-      log(`interrupted: saved ${result.checkpoint}; continue with --resume ${result.checkpoint}`);
+      log(result.checkpoint ? `interrupted: saved ${result.checkpoint}; continue with --resume ${result.checkpoint}` : 'interrupted before the first step: nothing to save');
       process.exitCode = 130;
     }
     if (json) {
