@@ -9,8 +9,9 @@ import { benchCommand } from './commands/bench';
 import { evalCommand } from './commands/eval';
 import { predictCommand } from './commands/predict';
 import { exportCommand } from './commands/export';
+import { serveCommand } from './commands/serve';
 
-const commands: readonly Command[] = [compileCommand, trainCommand, evalCommand, predictCommand, checkOpCommand, benchCommand, exportCommand];
+const commands: readonly Command[] = [compileCommand, trainCommand, evalCommand, predictCommand, checkOpCommand, benchCommand, exportCommand, serveCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

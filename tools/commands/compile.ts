@@ -4,17 +4,24 @@ import { UserError } from '../../src/ir/errors';
 import { countParams } from '../../src/ir/model';
 import { verify } from '../../src/ir/verify';
 import { buildGraph, MODES } from '../../src/frontend/build';
-import { configureModel, loadModel } from '../../src/api/load-model';
+import { configureModel, loadModel, parseModelFlags } from '../../src/api/load-model';
 import { outputKey } from '../../src/ir/graph';
 import { countKernels, passesFor, runPasses } from '../../src/passes/pipeline';
 import { EMITS, forwardMacs, kernelCounts, opCounts, writeArtifact, type Manifest } from '../../src/runtime/artifact';
+import { exportWeb } from '../../src/export/web';
 import { oneOf, positiveInt, type Command } from './common';
+
+const TARGETS = ['node', 'web'] as const;
 
 export const compileCommand: Command = {
   name: 'compile',
-  summary: 'trace a model file and write its IR, gpu.js kernels and manifest',
-  usage: 'tsc-nn compile FILE.ts [--out DIR] [--emit all|ir|kernels] [--mode train|infer] [--batch N] [--json] [model options, e.g. --size 0.5x]',
+  summary: 'trace a model file and write its IR, gpu.js kernels and manifest (--target web: a page that runs it in a browser)',
+  usage: 'tsc-nn compile FILE.ts [--out DIR] [--emit all|ir|kernels] [--mode train|infer] [--batch N] [--json] [model options, e.g. --size 0.5x]\n'
+    + '       tsc-nn compile FILE.ts --target web --checkpoint CKPT [--data CIFAR] [--batch 16] [--out DIR] [--json] [model options]',
   options: {
+    target: { type: 'string' },
+    checkpoint: { type: 'string' },
+    data: { type: 'string' },
     out: { type: 'string' },
     emit: { type: 'string' },
     mode: { type: 'string' },
@@ -25,6 +32,11 @@ export const compileCommand: Command = {
   async run({ values, positionals, extra }) {
     const file = positionals[0];
     if (!file) throw new UserError('compile needs a model file: tsc-nn compile FILE.ts');
+    const target = oneOf('target', values.target, TARGETS, 'node');
+    if (target === 'web') { await compileWeb(file, values, extra); return; }
+    for (const flag of ['checkpoint', 'data'] as const) {
+      if (values[flag] !== undefined) throw new UserError(`--${flag} belongs to --target web`);
+    }
     const emit = oneOf('emit', values.emit, EMITS, 'all');
     const mode = oneOf('mode', values.mode, MODES, 'infer');
     const batch = positiveInt('batch', values.batch, 1);
@@ -72,3 +84,25 @@ export const compileCommand: Command = {
     console.log(`  wrote ${written.length} files to ${dir} in ${ms.toFixed(0)} ms`);
   },
 };
+
+/** `--target web`: the checkpoint's inference program as a folder a static server can serve (src/export/web.ts). */
+async function compileWeb(file: string, values: Readonly<Record<string, string | boolean | undefined>>, extra: Readonly<Record<string, string | true>>): Promise<void> {
+  if (typeof values.checkpoint !== 'string') throw new UserError('--target web needs --checkpoint FILE (the weights the page runs)');
+  if (values.mode !== undefined && values.mode !== 'infer') throw new UserError('--target web compiles the inference program (--mode infer)');
+  if (values.emit !== undefined) throw new UserError('--emit belongs to --target node');
+  const batch = positiveInt('batch', values.batch, 16);
+  const model = loadModel(file);
+  const overrides = parseModelFlags(model, extra);
+  const out = typeof values.out === 'string' ? values.out : path.join('out', `${model.name}-web`);
+  const t0 = performance.now();
+  const r = await exportWeb(model, { checkpoint: values.checkpoint, out, batch, data: typeof values.data === 'string' ? values.data : undefined, config: overrides });
+  const ms = performance.now() - t0;
+  if (values.json) {
+    console.log(JSON.stringify({ dir: r.dir, files: r.files, totalBytes: r.totalBytes, batch, kernels: r.plan.wasm.kernels.length, pages: r.plan.wasm.pages, images: r.plan.images?.count ?? 0, compileMs: Math.round(ms) }));
+    return;
+  }
+  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(2)} MiB`;
+  console.log(`${model.name} (${Object.entries(r.plan.config).map(([k, v]) => `${k} ${String(v)}`).join(', ')}) for the web, batch ${batch}: ${r.plan.wasm.kernels.length} kernels, ${mib(r.plan.wasm.pages * 65536)} of WebAssembly memory`);
+  for (const f of r.files) console.log(`  ${f.name.padEnd(20)} ${mib(f.bytes).padStart(10)}`);
+  console.log(`wrote ${r.files.length} files (${mib(r.totalBytes)}) to ${out} in ${ms.toFixed(0)} ms; try it: tsc-nn serve ${out}`);
+}

@@ -20,8 +20,8 @@ import type { ExecutorOptions } from '../types';
 
 type KernelFn = (lo: number, hi: number) => void;
 
-const PAGE_BYTES = 65536;
-const MAX_PAGES = 65536;
+export const PAGE_BYTES = 65536;
+export const MAX_PAGES = 65536;
 
 // Runs on the helper thread: the same module over the same memory.
 const HELPER_SETUP = `
@@ -34,7 +34,7 @@ return (i, lo, hi) => fns[i](lo, hi);
 const imports = (memory: WebAssembly.Memory): Record<string, Record<string, unknown>> => ({ env: { memory, exp: Math.exp, log: Math.log } });
 
 /** The graph's tensors laid out in WebAssembly memory, with guard bands for speculative reads. */
-function wasmLayout(graph: Graph, kernels: ReturnType<typeof lowerGraph>): ReturnType<typeof layoutArena> {
+export function wasmLayout(graph: Graph, kernels: ReturnType<typeof lowerGraph>): ReturnType<typeof layoutArena> {
   const reach = kernels.reduce((m, k) => { const r = readReach(k); return Math.max(m, r.below, r.above); }, 0);
   return layoutArena(graph, Math.ceil((reach + 16) / 4) * 4, 4);
 }
