@@ -102,8 +102,10 @@ def load_model(args):
     """The PyTorch model with the checkpoint's weights, in eval mode, and its configuration."""
     try:
         tensors, metadata = safetensors_io.load(args.checkpoint)
-    except (OSError, ValueError) as e:
-        raise Failure(f"cannot load {args.checkpoint}: {e}") from None
+    except OSError as e:
+        raise Failure(f"cannot read {args.checkpoint}: {e.strerror or e}") from None
+    except ValueError as e:  # a malformed file; the message names it
+        raise Failure(str(e)) from None
     name, config = model_config(args, metadata)
     model = build_model(name, config)
     expected = model.state_dict()
