@@ -1,5 +1,5 @@
 // The layout the README promises: no import cycles anywhere in src/ and tools/, and src/'s folders import only
-// downward (platform < ir < passes < codegen < backends < runtime, models < frontend < dsl < api < export < index).
+// downward (platform, web < ir < passes < codegen < backends < runtime, models < frontend < dsl < api < export < index).
 import { describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { importCycles, importGraph, layerViolations } from '../tools/check/import-graph';

@@ -19,43 +19,13 @@ import { CIFAR10_MEAN, CIFAR10_STD } from '../runtime/data/augment';
 import { openModelCheckpoint } from '../api/checkpoint';
 import { compilePrograms } from '../api/programs';
 import { imageSide, logitClasses } from '../api/classifier';
+import type { WebPlan } from '../web/plan';
 
 /** Images embedded with --data (the first of the test split, in `tsc-nn predict`'s order). */
 export const WEB_IMAGES = 16;
 
 /** The runtime files the page loads, built from src/web into dist/web. */
 export const WEB_RUNTIME_FILES = ['tsc-nn-web.js', 'tsc-nn-worker.js', 'page.js', 'plan.js', 'browser.js', 'gl.js'] as const;
-
-/** plan.json: what the page's runtime needs to run the compiled program (src/web/plan.ts reads it). */
-export interface WebPlan {
-  readonly format: 'tsc-nn-web/1';
-  readonly model: string;
-  readonly config: Record<string, unknown>;
-  readonly checkpoint: string;
-  readonly batch: number;
-  readonly classes: number;
-  /** The model's input: [batch, 3, side, side] normalised as (x / 255 - mean) / std per channel. */
-  readonly image: { readonly shape: readonly number[]; readonly byteOffset: number; readonly mean: readonly number[]; readonly std: readonly number[] };
-  readonly logits: { readonly byteOffset: number; readonly length: number };
-  readonly wasm: {
-    readonly file: string;
-    /** 64 KiB pages of the one shared memory the module imports as env.memory (with env.exp and env.log). */
-    readonly pages: number;
-    /** Kernel exports in execution order: `name(lo, hi)` computes rows [lo, hi) of the split axis [0, splitExtent). */
-    readonly kernels: readonly { readonly name: string; readonly splitExtent: number; readonly splitAlign: number; readonly work: number }[];
-  };
-  /** Every parameter and BN statistic: its place in weights.bin and its byte offset in the arena. */
-  readonly weights: { readonly file: string; readonly bytes: number; readonly tensors: readonly { readonly name: string; readonly node: number; readonly byteOffset: number; readonly blobOffset: number; readonly length: number }[] };
-  /** The gpu.js kernels (the gl backend), in execution order, over node ids. */
-  readonly gpujs: {
-    readonly imageNode: number;
-    readonly logitsNode: number;
-    readonly kernels: readonly { readonly node: number; readonly inputs: readonly number[]; readonly source: string; readonly output: readonly number[]; readonly loopMaxIterations: number }[];
-  };
-  /** With --data: images.bin holds `count` CHW uint8 images of side `side`. */
-  readonly images?: { readonly file: string; readonly count: number; readonly side: number; readonly labels: readonly number[]; readonly source: string };
-  readonly classNames: readonly string[];
-}
 
 export interface WebExportOptions<C extends object> {
   readonly checkpoint: string;

@@ -1,8 +1,9 @@
-// What `tsc-nn compile --target web` writes into plan.json (src/export/web.ts declares the same shape; this
-// runtime imports nothing from the compiler), and the small pure helpers the page needs: the input transform of
+// What `tsc-nn compile --target web` writes into plan.json (src/export/web.ts writes this shape; this runtime
+// imports nothing from the compiler), and the small pure helpers the page needs: the input transform of
 // src/runtime/data/augment.ts (x / 255 normalised per channel, then bilinear resize with half-pixel centres) and
 // the thread split of src/backends/arena.ts. They are restated here because the page loads no Node modules.
 
+/** plan.json: what the page's runtime needs to run the compiled program. */
 export interface WebPlan {
   readonly format: 'tsc-nn-web/1';
   readonly model: string;
