@@ -43,7 +43,7 @@ const BACKWARD_TOL = 1e-4;
 // (as a GPU does), so long sums and batch statistics of a few elements carry float32 rounding (measured: forward
 // up to 1.5e-6 and BN running variances up to 1.2e-5 at batch 1, gradients up to 8e-5).
 const FLOAT32 = { forward: 5e-5, backward: 3e-4 } as const;
-const TOLERANCES = { cpu: { forward: FORWARD_TOL, backward: BACKWARD_TOL }, wasm: FLOAT32, webgpu: FLOAT32, gl: FLOAT32 } as const;
+const TOLERANCES = { cpu: { forward: FORWARD_TOL, backward: BACKWARD_TOL }, wasm: FLOAT32, native: FLOAT32, webgpu: FLOAT32, gl: FLOAT32 } as const;
 // The GPU backends (WebGPU on Dawn, headless GL), where they start, check the 0.5x g3 cifar configuration.
 const GPU_BACKENDS = (['webgpu', 'gl'] as const).filter((b) => availableBackends().includes(b));
 const backendsFor = (c: Config): readonly (keyof typeof TOLERANCES)[] =>
@@ -207,10 +207,11 @@ function batchStatistics(infer: Graph, ref: Record<string, Float64Array>): Recor
   return out;
 }
 
-// Two backends: gpu.js's cpu (the portable kernels) and tsc-nn's WebAssembly SIMD target (the fast CPU path).
-const CHECKED_BACKENDS = ['cpu', 'wasm'] as const;
+// Every configuration on gpu.js's cpu (the portable kernels), tsc-nn's WebAssembly SIMD target (the portable CPU
+// path) and, where a C compiler works, its native target (the fast CPU path).
+const CHECKED_BACKENDS = (['cpu', 'wasm', 'native'] as const).filter((b) => b !== 'native' || availableBackends().includes(b));
 
-describe('ShuffleNetV1 compiled on gpu.js cpu and on wasm equals the float64 reference of the unoptimised traced graph', () => {
+describe('ShuffleNetV1 compiled on gpu.js cpu, wasm and native equals the float64 reference of the unoptimised traced graph', () => {
   const timings: string[] = [];
   afterAll(() => { if (timings.length) console.log(`ShuffleNet timings (this machine, this load):\n${timings.join('\n')}`); });
 

@@ -4,6 +4,7 @@
 import { isSource, sizeOf, type Graph } from '../ir/graph';
 import type { LoweredKernel } from '../codegen/lower';
 import { planMemory } from '../passes/memory-plan';
+import { readReach } from '../codegen/vector-printer';
 import { checkedFeeds, collectOutputs } from './feeds';
 import type { HelperThread } from './helper-thread';
 import type { Executor, ExecutorOptions, OutputTargets, Split } from './types';
@@ -34,6 +35,15 @@ export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
   return { place, floats: offset + guard };
 }
 
+/**
+ * The layout of the vector targets (wasm, native): tensors 16-byte aligned between guard bands as wide as the
+ * farthest speculative read of any kernel (codegen/vector-printer.ts), plus one vector.
+ */
+export function guardedLayout(graph: Graph, kernels: readonly LoweredKernel[]): ArenaLayout {
+  const reach = kernels.reduce((m, k) => { const r = readReach(k); return Math.max(m, r.below, r.above); }, 0);
+  return layoutArena(graph, Math.ceil((reach + 16) / 4) * 4, 4);
+}
+
 /** Chunks per split kernel: enough for the faster thread to take more of them, few enough to cost nothing. */
 const CHUNKS = 8;
 
@@ -52,7 +62,7 @@ export abstract class ArenaExecutor implements Executor {
   protected abstract readonly splits: readonly Split[];
   protected helper?: HelperThread;
 
-  constructor(readonly graph: Graph, readonly kernels: readonly LoweredKernel[], protected readonly layout: ArenaLayout, private readonly opts: ExecutorOptions) {}
+  constructor(readonly graph: Graph, readonly kernels: readonly LoweredKernel[], protected readonly layout: ArenaLayout, protected readonly opts: ExecutorOptions) {}
 
   /** Run rows [lo, hi) of kernel `i` on this thread. */
   protected abstract call(i: number, lo: number, hi: number): void;

@@ -1,6 +1,7 @@
 // The backend registry: names -> how to start them (probed, never a silent fallback) and their executors:
-// gpu.js's (cpu, webasm, gl), gpu.js's WebGPU kernels on Dawn (webgpu) and tsc-nn's own CPU targets, WebAssembly
-// SIMD on worker threads (wasm) and plain JavaScript loop nests (js).
+// gpu.js's (cpu, webasm, gl), gpu.js's WebGPU kernels on Dawn (webgpu) and tsc-nn's own CPU targets: C built by
+// the system compiler for this machine's vectors (native), WebAssembly SIMD on worker threads (wasm) and plain
+// JavaScript loop nests (js).
 // gpu.js's `mode` only echoes the request, so every gpu.js backend is probed with a tiny kernel and reports the
 // kernel class that really ran.
 import * as os from 'node:os';
@@ -11,6 +12,8 @@ import { gpujs } from './gpujs/load';
 import { GpujsExecutor } from './gpujs/executor';
 import { JsExecutor } from './js/executor';
 import { WasmExecutor } from './wasm/executor';
+import { NativeExecutor } from './native/executor';
+import { toolchain } from './native/toolchain';
 import { UserError } from '../ir/errors';
 import { trace } from '../ir/trace';
 import { scale } from '../ir/ops';
@@ -18,13 +21,14 @@ import { WebGpuExecutor } from './webgpu/executor';
 
 export { BACKENDS, type Backend, type BackendName } from './types';
 
-type GpujsBackend = Exclude<BackendName, 'wasm' | 'js' | 'webgpu'>;
+type GpujsBackend = Exclude<BackendName, 'native' | 'wasm' | 'js' | 'webgpu'>;
 const gpujsMode: Record<GpujsBackend, string> = { cpu: 'cpu', webasm: 'webasm', gl: 'headlessgl' };
 const kernelClass: Record<GpujsBackend, string> = { cpu: 'CPUKernel', webasm: 'WebAssemblyKernel', gl: 'HeadlessGLKernel' };
 
 
-// `auto`: on a machine without a GPU, tsc-nn's own WebAssembly SIMD target is the fastest (see docs/benchmarks.md).
-const autoOrder: readonly BackendName[] = ['wasm', 'js'];
+// `auto`: on a machine without a GPU, native code is the fastest where a C compiler works, then tsc-nn's
+// WebAssembly SIMD target (see docs/benchmarks.md).
+const autoOrder: readonly BackendName[] = ['native', 'wasm', 'js'];
 
 /** Why a backend cannot start, or null when its probe kernel ran on the requested kernel class. */
 function probe(name: GpujsBackend): { gpu: GPU } | { error: string } {
@@ -68,6 +72,12 @@ function probeWebgpu(): { device: string } | { error: string } {
 
 const cache = new Map<BackendName, Backend>();
 
+/** Threads for tsc-nn's CPU backends: TSC_NN_THREADS, default up to 2 cores. */
+function cpuThreads(): number {
+  const threads = Number(process.env.TSC_NN_THREADS ?? Math.min(2, os.availableParallelism()));
+  return Number.isInteger(threads) && threads >= 1 ? threads : 1;
+}
+
 export function isBackendName(s: string): s is BackendName {
   return (BACKENDS as readonly string[]).includes(s);
 }
@@ -82,9 +92,16 @@ export function createBackend(requested: string): Backend {
   for (const name of order) {
     const hit = cache.get(name);
     if (hit) return hit;
+    if (name === 'native') {
+      const tc = toolchain();
+      if ('error' in tc) { errors.push(`native: ${tc.error}`); continue; }
+      const threads = tc.openmp ? cpuThreads() : 1;
+      const b: Backend = { name, kind: name, threads, toolchain: tc, device: `${tc.version}, ${tc.maxLanes} float lanes, ${tc.openmp ? `OpenMP ${threads} threads` : 'one thread (no OpenMP)'}` };
+      cache.set(name, b);
+      return b;
+    }
     if (name === 'wasm' || name === 'js') {
-      const threads = Number(process.env.TSC_NN_THREADS ?? Math.min(2, os.availableParallelism()));
-      const b: Backend = { name, kind: name, threads: Number.isInteger(threads) && threads >= 1 ? threads : 1 };
+      const b: Backend = { name, kind: name, threads: cpuThreads() };
       cache.set(name, b);
       return b;
     }
@@ -116,6 +133,7 @@ export function availableBackends(): BackendName[] {
 
 export function createExecutor(graph: Graph, backend: Backend, opts: ExecutorOptions = {}): Executor {
   switch (backend.kind) {
+    case 'native': return new NativeExecutor(graph, backend.threads, backend.toolchain!, opts);
     case 'wasm': return new WasmExecutor(graph, backend.threads, opts);
     case 'js': return new JsExecutor(graph, backend.threads, opts);
     case 'gpujs': return new GpujsExecutor(graph, backend, opts);

@@ -2,20 +2,23 @@
 // Executors and the registry import this leaf module; it imports nothing of theirs.
 import type { GPU } from 'gpu.js';
 import type { LoweredKernel } from '../codegen/lower';
+import type { Toolchain } from './native/toolchain';
 
-export const BACKENDS = ['wasm', 'js', 'cpu', 'webasm', 'gl', 'webgpu'] as const;
+export const BACKENDS = ['native', 'wasm', 'js', 'cpu', 'webasm', 'gl', 'webgpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-type OwnBackend = 'wasm' | 'js';
+type OwnBackend = 'native' | 'wasm' | 'js';
 
 export interface Backend {
   readonly name: BackendName;
-  /** `gpujs`: kernels run through gpu.js; `webgpu`: gpu.js's WebGPU kernels on Dawn; `wasm` / `js`: tsc-nn's own CPU targets. */
+  /** `gpujs`: kernels run through gpu.js; `webgpu`: gpu.js's WebGPU kernels on Dawn; `native` / `wasm` / `js`: tsc-nn's own CPU targets. */
   readonly kind: 'gpujs' | 'webgpu' | OwnBackend;
   /** What really runs: the gpu.js kernel class, or Dawn's backend and adapter. */
   readonly device?: string;
   readonly gpu?: GPU;
-  /** Threads the wasm and js backends run kernels on (TSC_NN_THREADS, default: up to 2 cores). */
+  /** The C compiler and flags the native backend builds with. */
+  readonly toolchain?: Toolchain;
+  /** Threads the native, wasm and js backends run kernels on (TSC_NN_THREADS, default: up to 2 cores). */
   readonly threads: number;
 }
 

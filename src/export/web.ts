@@ -13,7 +13,8 @@ import { lowerGraph } from '../codegen/lower';
 import { printWasmKernel, wasmModule } from '../codegen/wasm';
 import { assembleWat } from '../codegen/assemble';
 import { packable, printGpujsKernel } from '../codegen/gpujs';
-import { MAX_PAGES, PAGE_BYTES, wasmLayout } from '../backends/wasm/executor';
+import { MAX_PAGES, PAGE_BYTES } from '../backends/wasm/executor';
+import { guardedLayout } from '../backends/arena';
 import { CIFAR10_CLASSES, CIFAR10_IMAGE_BYTES, loadCifar10 } from '../runtime/data/cifar10';
 import { CIFAR10_MEAN, CIFAR10_STD } from '../runtime/data/augment';
 import { openModelCheckpoint } from '../api/checkpoint';
@@ -71,7 +72,7 @@ export async function exportWeb<C extends object>(model: ModelDef<C>, opts: WebE
   const kernels = lowerGraph(graph);
 
   // The arena as the wasm backend lays it out; every address a constant in the kernels' text.
-  const layout = wasmLayout(graph, kernels);
+  const layout = guardedLayout(graph, kernels);
   const pages = Math.ceil((layout.floats * 4) / PAGE_BYTES);
   if (pages > MAX_PAGES) throw new UserError(`this program needs ${((pages * PAGE_BYTES) / 2 ** 30).toFixed(1)} GiB of tensors; WebAssembly memory is limited to 4 GiB: use a smaller --batch`);
   const at = (id: number): number => 4 * layout.place.get(id)!.offset;

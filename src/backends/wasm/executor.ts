@@ -9,9 +9,9 @@ import type { Graph } from '../../ir/graph';
 import { printGraph } from '../../ir/print';
 import { UserError } from '../../ir/errors';
 import { lowerGraph } from '../../codegen/lower';
-import { printWasmKernel, readReach, wasmModule } from '../../codegen/wasm';
+import { printWasmKernel, wasmModule } from '../../codegen/wasm';
 import { cachedModule } from '../../codegen/assemble';
-import { ArenaExecutor, layoutArena, splitKernels } from '../arena';
+import { ArenaExecutor, guardedLayout, splitKernels } from '../arena';
 import type { Split } from '../types';
 import { HelperThread } from '../helper-thread';
 import { cacheDir, compilerVersion } from '../../platform/cache';
@@ -33,12 +33,6 @@ return (i, lo, hi) => fns[i](lo, hi);
 
 const imports = (memory: WebAssembly.Memory): Record<string, Record<string, unknown>> => ({ env: { memory, exp: Math.exp, log: Math.log } });
 
-/** The graph's tensors laid out in WebAssembly memory, with guard bands for speculative reads. */
-export function wasmLayout(graph: Graph, kernels: ReturnType<typeof lowerGraph>): ReturnType<typeof layoutArena> {
-  const reach = kernels.reduce((m, k) => { const r = readReach(k); return Math.max(m, r.below, r.above); }, 0);
-  return layoutArena(graph, Math.ceil((reach + 16) / 4) * 4, 4);
-}
-
 export class WasmExecutor extends ArenaExecutor {
   protected readonly floats: Float32Array;
   protected readonly splits: readonly Split[];
@@ -48,7 +42,7 @@ export class WasmExecutor extends ArenaExecutor {
 
   constructor(graph: Graph, threads: number, opts: ExecutorOptions = {}) {
     const kernels = lowerGraph(graph);
-    super(graph, kernels, wasmLayout(graph, kernels), opts);
+    super(graph, kernels, guardedLayout(graph, kernels), opts);
     const pages = Math.ceil((this.layout.floats * 4) / PAGE_BYTES);
     if (pages > MAX_PAGES) {
       throw new UserError(`this program needs ${((pages * PAGE_BYTES) / 2 ** 30).toFixed(1)} GiB of tensors; WebAssembly memory is limited to 4 GiB: use a smaller --batch`);

@@ -1,0 +1,70 @@
+// The system C compiler the native backend builds with: found on PATH (`cc`, or $CC), its flags chosen by probing
+// (-march=native for the machine's own vectors, -fopenmp for threads), and the widest float vector it targets.
+// Probed once per process; a missing or broken compiler is a reason, never a silent fallback.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface Toolchain {
+  readonly cc: string;
+  /** `cc --version`'s first line. */
+  readonly version: string;
+  /** Flags for building a kernel library (a shared object Node loads with process.dlopen). */
+  readonly flags: readonly string[];
+  /** Floats per vector: 16 with AVX-512, 8 with AVX2, 4 otherwise (SSE, NEON). */
+  readonly maxLanes: number;
+  readonly openmp: boolean;
+}
+
+const BASE_FLAGS = ['-O3', '-std=gnu11', '-fPIC', '-shared', '-fno-strict-aliasing', '-fno-math-errno', '-ffp-contract=fast'];
+
+const PROBE_SOURCE = `
+int sum(const float *x, int n) { float s = 0; 
+#pragma omp parallel for reduction(+:s)
+  for (int i = 0; i < n; i++) s += x[i];
+  return (int)s; }
+`;
+
+let found: Toolchain | { error: string } | undefined;
+
+const run = (cc: string, args: readonly string[], input?: string, timeout = 60_000): { ok: boolean; out: string } => {
+  const r = spawnSync(cc, args, { input, encoding: 'utf8', timeout, maxBuffer: 64 * 2 ** 20 });
+  return { ok: !r.error && r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}` };
+};
+
+function probe(): Toolchain | { error: string } {
+  const cc = process.env.CC ?? 'cc';
+  const version = run(cc, ['--version']);
+  if (!version.ok) return { error: `no C compiler: \`${cc} --version\` failed (install gcc, e.g. Debian's build-essential, or set CC)` };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsc-nn-cc-'));
+  try {
+    const src = path.join(dir, 'probe.c');
+    fs.writeFileSync(src, PROBE_SOURCE);
+    const builds = (flags: readonly string[]): boolean => run(cc, [...BASE_FLAGS, ...flags, src, '-o', path.join(dir, 'probe.so')]).ok;
+    const march = builds(['-march=native']) ? ['-march=native'] : [];
+    const openmp = builds([...march, '-fopenmp']);
+    const flags = [...BASE_FLAGS, ...march, ...(openmp ? ['-fopenmp'] : [])];
+    if (!builds(flags.slice(BASE_FLAGS.length))) return { error: `${cc} cannot build a shared library with ${flags.join(' ')}` };
+    const macros = run(cc, [...march, '-dM', '-E', '-x', 'c', '-'], '').out;
+    const maxLanes = /__AVX512F__/.test(macros) ? 16 : /__AVX2__|__AVX__/.test(macros) ? 8 : 4;
+    return { cc, version: version.out.split('\n')[0]!.trim(), flags, maxLanes, openmp };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The compiler and its flags, or why there is none. */
+export function toolchain(): Toolchain | { error: string } {
+  found ??= probe();
+  return found;
+}
+
+/** Build `source` into the shared library `out`; throws with the compiler's first error lines. */
+export function buildLibrary(tc: Toolchain, source: string, out: string): void {
+  const r = run(tc.cc, [...tc.flags, source, '-o', out], undefined, 30 * 60_000);
+  if (!r.ok) {
+    const errors = r.out.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('; ');
+    throw new Error(`${tc.cc} could not build ${source}: ${errors || r.out.slice(0, 500)}`);
+  }
+}
