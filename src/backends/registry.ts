@@ -95,8 +95,8 @@ export function createBackend(requested: string): Backend {
     if (name === 'native') {
       const tc = toolchain();
       if ('error' in tc) { errors.push(`native: ${tc.error}`); continue; }
-      const threads = tc.openmp ? cpuThreads() : 1;
-      const b: Backend = { name, kind: name, threads, toolchain: tc, device: `${tc.version}, ${tc.maxLanes} float lanes, ${tc.openmp ? `OpenMP ${threads} threads` : 'one thread (no OpenMP)'}` };
+      const threads = cpuThreads();
+      const b: Backend = { name, kind: name, threads, toolchain: tc, device: `${tc.version}, ${tc.maxLanes} float lanes` };
       cache.set(name, b);
       return b;
     }

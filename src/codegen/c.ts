@@ -1,7 +1,7 @@
 // The native CPU target: the vector printer's schedule (vector-printer.ts) spelled as C with GCC/Clang vector
 // extensions, W = 16, 8 or 4 float lanes per kernel (the machine's widest vector the kernel's axis fills), over one
-// memory `M` of byte addresses like the WebAssembly target's. The program adds an OpenMP driver that runs every
-// kernel in order, a split kernel's chunks shared by the threads, and a Node-API entry point, so the compiled
+// memory `M` of byte addresses like the WebAssembly target's. The program adds a driver that runs every kernel in
+// order, a split kernel's chunks shared by a small thread pool, and a Node-API entry point, so the compiled
 // library loads into Node with process.dlopen and runs the arena of a Float32Array in place.
 import type { LoweredKernel } from './lower';
 import { printVectorKernel, type ArithOp, type CompareOp, type KernelAddresses, type ValueType, type VectorKernelSource, type VectorSyntax } from './vector-printer';
@@ -82,7 +82,7 @@ function cSyntax(W: number): VectorSyntax {
 }
 
 export function printCKernel(k: LoweredKernel, at: KernelAddresses, target: CTarget): VectorKernelSource {
-  return printVectorKernel(k, at, { widths: C_WIDTHS.filter((w) => w <= target.maxLanes), syntax: cSyntax });
+  return printVectorKernel(k, at, { widths: C_WIDTHS.filter((w) => w <= target.maxLanes), syntax: cSyntax, mergePlanes: true });
 }
 
 /** Vector types and the lane-wise helpers the kernels call, for one width. */
@@ -164,7 +164,94 @@ __attribute__((visibility("default"))) napi_value napi_register_module_v1(napi_e
 /** How the driver runs one kernel: rows [0, rows) in chunks of `chunk` rows (chunk >= rows: on one thread). */
 export interface CKernelRun { readonly chunk: number; readonly rows: number }
 
-/** The whole C translation unit: helpers, kernels, the OpenMP driver `tsc_run` and the Node-API entry point. */
+// The thread pool. A split kernel is one generation: the calling thread publishes it in `state` (generation << 32 |
+// next chunk), every thread claims chunks by compare-and-swap until none is left, and the caller waits until the
+// chunks *claimed* are done, not for every thread to check in: a helper the OS has not scheduled (a shared or busy
+// machine) never holds up a kernel it took no part in. Helpers spin briefly for the next kernel, then sleep.
+const THREAD_POOL = `
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PAUSE() _mm_pause()
+#else
+#define PAUSE() ((void)0)
+#endif
+#define SPIN 20000
+
+static _Atomic unsigned long long state;
+static _Atomic int job_kernel, job_count, done, sleepers;
+static char *_Atomic job_arena;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static int helpers;
+
+/* Claim and run chunks of the current generation until none is left. */
+static void work(void) {
+  for (;;) {
+    unsigned long long s = atomic_load(&state);
+    int next = (int)(s & 0xffffffffu), k = atomic_load(&job_kernel), count = atomic_load(&job_count);
+    char *M = atomic_load(&job_arena);
+    if (next >= count) return;
+    if (!atomic_compare_exchange_weak(&state, &s, s + 1)) continue;
+    const int lo = next * chunks[k];
+    kernels[k](M, lo, lo + chunks[k] < rows[k] ? lo + chunks[k] : rows[k]);
+    atomic_fetch_add(&done, 1);
+  }
+}
+
+static void *helper(void *unused) {
+  (void)unused;
+  unsigned long long seen = atomic_load(&state) >> 32;
+  for (;;) {
+    for (int i = 0; i < SPIN && (atomic_load(&state) >> 32) == seen; i++) PAUSE();
+    if ((atomic_load(&state) >> 32) == seen) {
+      pthread_mutex_lock(&lock);
+      atomic_fetch_add(&sleepers, 1);
+      while ((atomic_load(&state) >> 32) == seen) pthread_cond_wait(&wake, &lock);
+      atomic_fetch_sub(&sleepers, 1);
+      pthread_mutex_unlock(&lock);
+    }
+    seen = atomic_load(&state) >> 32;
+    work();
+  }
+  return 0;
+}
+
+static void run_split(int k, char *M) {
+  const int count = (rows[k] + chunks[k] - 1) / chunks[k];
+  atomic_store(&done, 0);
+  atomic_store(&job_kernel, k);
+  atomic_store(&job_count, count);
+  atomic_store(&job_arena, M);
+  atomic_store(&state, ((atomic_load(&state) >> 32) + 1) << 32);
+  if (atomic_load(&sleepers)) {
+    pthread_mutex_lock(&lock);
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+  }
+  work();
+  for (int i = 0; atomic_load(&done) < count; i++) {
+    if (i < SPIN) PAUSE(); else sched_yield();
+  }
+}
+
+/* Every kernel in order; split kernels shared with threads - 1 helpers (started on the first call). */
+static void tsc_run(char *M, int threads) {
+  for (; helpers < threads - 1; helpers++) {
+    pthread_t t;
+    if (pthread_create(&t, 0, helper, 0) != 0) break;
+    pthread_detach(t);
+  }
+  for (int k = 0; k < KERNELS; k++) {
+    if (chunks[k] < rows[k] && helpers > 0) run_split(k, M);
+    else kernels[k](M, 0, rows[k]);
+  }
+}
+`;
+
+/** The whole C translation unit: helpers, kernels, the thread pool's driver `tsc_run` and the Node-API entry point. */
 export function cProgram(kernels: readonly VectorKernelSource[], runs: readonly CKernelRun[]): string {
   const n = kernels.length;
   return [
@@ -178,24 +265,7 @@ export function cProgram(kernels: readonly VectorKernelSource[], runs: readonly 
     `static const kernel_fn kernels[${Math.max(1, n)}] = { ${kernels.map((k) => k.name).join(', ') || '0'} };`,
     `static const int chunks[${Math.max(1, n)}] = { ${runs.map((r) => r.chunk).join(', ') || '0'} };`,
     `static const int rows[${Math.max(1, n)}] = { ${runs.map((r) => r.rows).join(', ') || '0'} };`,
-    // One parallel region for the whole program: a split kernel's chunks are shared dynamically (one core of a
-    // shared machine is often slower), and the barrier that ends each worksharing construct orders the kernels.
-    `static void tsc_run(char *M, int threads) {`,
-    `  #pragma omp parallel num_threads(threads)`,
-    `  for (int i = 0; i < KERNELS; i++) {`,
-    `    if (chunks[i] < rows[i]) {`,
-    `      const int count = (rows[i] + chunks[i] - 1) / chunks[i];`,
-    `      #pragma omp for schedule(dynamic, 1)`,
-    `      for (int c = 0; c < count; c++) {`,
-    `        const int lo = c * chunks[i];`,
-    `        kernels[i](M, lo, lo + chunks[i] < rows[i] ? lo + chunks[i] : rows[i]);`,
-    `      }`,
-    `    } else {`,
-    `      #pragma omp single`,
-    `      kernels[i](M, 0, rows[i]);`,
-    `    }`,
-    `  }`,
-    `}`,
+    THREAD_POOL,
     NODE_API,
   ].join('\n');
 }

@@ -16,7 +16,7 @@
 // lanes that read consecutive addresses become one vector load; other lanes are gathered. Reads may be evaluated
 // speculatively (both sides of a select, hoisted out of loops): the executor surrounds the tensors with guard
 // bands as wide as the farthest out-of-range read (readReach below), and a masked lane never reaches the result.
-import { visitExpr, type Expr } from '../ir/expr';
+import { bin, cst, mapExpr, visitExpr, type Expr } from '../ir/expr';
 import { rangeOf } from '../ir/simplify';
 import type { LoweredKernel } from './lower';
 import { stridesOf } from './printer';
@@ -117,6 +117,11 @@ export interface KernelAddresses { readonly out: number; readonly inputs: readon
 /** What a target offers the printer: its vector widths (widest first) and its syntax for a chosen width. */
 export interface VectorTarget {
   readonly widths: readonly number[];
+  /**
+   * View an output's trailing axes shorter than two of the widest vectors as one axis (an 8x8 feature map as 64
+   * pixels), so wide vectors fill and unroll; the affine forms still see contiguous reads across row ends.
+   */
+  readonly mergePlanes?: boolean;
   syntax(lanes: number): VectorSyntax;
 }
 
@@ -159,6 +164,8 @@ class VectorPrinter {
   private W = 1;
   /** The reduction whose innermost variable carries the lanes (mode "reduction"). */
   private laneReduce?: Extract<Expr, { k: 'reduce' }>;
+  /** Vectors built lane by lane (gathered reads and index vectors): what a schedule costs beyond its arithmetic. */
+  gathers = 0;
 
   constructor(private readonly k: LoweredKernel, private readonly at: KernelAddresses, private readonly target: VectorTarget) {}
 
@@ -244,6 +251,7 @@ class VectorPrinter {
       const { code } = this.linCode(ls[0]!);
       return { code: this.s.ivecAdd(this.s.ivecSplat(code), this.s.ivecConst(ls.map((l) => l.c))), vec: true, level };
     }
+    this.gathers++;
     return { code: this.s.ivecOf(ls.map((l) => this.index(l))), vec: true, level };
   }
 
@@ -274,6 +282,7 @@ class VectorPrinter {
         return this.bindVal({ code: this.s.shuffle(first.code, second.code, offsets.map((o) => o / 4)), vec: true, level: maxLevel(first, second) });
       }
     }
+    this.gathers++;
     const lanes = addrs.map((l) => load(l, false));
     return this.bindVal({ code: this.s.fvecOf(lanes.map((x) => x.code)), vec: true, level: maxLevel(...lanes) });
   }
@@ -656,5 +665,35 @@ function chooseBlockAxis(k: LoweredKernel, laneAxis: number, splitAxis: number):
   return best;
 }
 
+/**
+ * The same kernel over an output whose two last axes [H, W] are one axis of H * W elements (row-major, so every
+ * output address stays the same): the old axes become p // W and p % W of the new one.
+ */
+export function mergeTrailingAxes(k: LoweredKernel): LoweredKernel {
+  const shape = k.output.shape;
+  const rank = shape.length;
+  const W = shape[rank - 1]!;
+  const body = mapExpr(k.body, (e) => {
+    if (e.k !== 'axis' || e.i < rank - 2) return e;
+    const p: Expr = { k: 'axis', i: rank - 2 };
+    return e.i === rank - 2 ? bin('idiv', p, cst(W)) : bin('mod', p, cst(W));
+  });
+  return { ...k, body, output: { ...k.output, shape: [...shape.slice(0, rank - 2), shape[rank - 2]! * W] } };
+}
+
 /** Print one kernel for a target. */
-export const printVectorKernel = (k: LoweredKernel, at: KernelAddresses, target: VectorTarget): VectorKernelSource => new VectorPrinter(k, at, target).print();
+export function printVectorKernel(k: LoweredKernel, at: KernelAddresses, target: VectorTarget): VectorKernelSource {
+  const printed = new VectorPrinter(k, at, target);
+  const source = printed.print();
+  // Only planes at least one vector wide: a [C, C', 1, 1] weight gradient or a depthwise [C, 1, 3, 3] one keeps its
+  // reduction over the pixels in the lanes. A merged schedule that gathers more lanes than the plain one is dropped
+  // (a stride-2 pooling gradient's window indices differ lane by lane across row ends).
+  const [widest, narrowest] = [target.widths[0]!, target.widths.at(-1)!];
+  const shape = k.output.shape;
+  if (!target.mergePlanes || shape.length < 3 || shape.at(-2)! < 2 || shape.at(-1)! < narrowest || shape.at(-1)! >= 2 * widest) return source;
+  let kernel = mergeTrailingAxes(k);
+  if (kernel.output.shape.length >= 3 && kernel.output.shape.at(-1)! < 2 * widest) kernel = mergeTrailingAxes(kernel);
+  const merged = new VectorPrinter(kernel, at, target);
+  const mergedSource = merged.print();
+  return merged.gathers <= printed.gathers ? mergedSource : source;
+}

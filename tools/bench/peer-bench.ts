@@ -1,6 +1,7 @@
-// One benchmark configuration on a peer system (TensorFlow.js cpu/wasm, jax-js), on the same weights and data as
-// `tsc-nn bench`: prints one JSON line with the same fields, plus how far the peer's first output is from
-// tsc-nn's (the same work). Usage: node dist/tools/bench/peer-bench.js --system tfjs-wasm --size 0.5x --mode infer ...
+// One benchmark configuration on a peer system (TensorFlow.js cpu/wasm, jax-js, PyTorch, ONNX Runtime), on the same
+// weights and data as `tsc-nn bench`: prints one JSON line with the same fields, plus how far the peer's first
+// output is from tsc-nn's (the same work), or `cannot` with the reason where the peer cannot do the work here.
+// Usage: node dist/tools/bench/peer-bench.js --system tfjs-wasm --size 0.5x --mode infer ...
 import { parseArgs } from 'node:util';
 import { shufflenet, type ShuffleNetConfig } from '../../src/models/shufflenet';
 import { configureModel, type AnyModel } from '../../src/api/load-model';
@@ -10,14 +11,18 @@ import { createBackend } from '../../src/backends/registry';
 import { compilePrograms } from '../../src/api/programs';
 import { Predictor, TrainStep } from '../../src/runtime/session';
 import { peakRssMb, summarize, timeSteps } from './measure';
-import type { PeerConfig, PeerModel } from './peers/types';
+import { PeerUnavailable, type PeerConfig, type PeerModel } from './peers/types';
 import { PEER_SYSTEMS, type PeerSystem } from './systems';
 
-
-async function createPeer(system: PeerSystem, cfg: PeerConfig, params: ReadonlyMap<string, Float32Array>): Promise<PeerModel> {
-  if (system === 'jax-js') return (await import('./peers/jax.js')).createJaxPeer(cfg, params);
-  return (await import('./peers/tfjs.js')).createTfjsPeer(system === 'tfjs-wasm' ? 'wasm' : 'cpu', cfg, params);
-}
+type Params = ReadonlyMap<string, Float32Array>;
+/** Each peer's library is loaded only when it runs (memory and start-up are per process). */
+const CREATE_PEER: Record<PeerSystem, (cfg: PeerConfig, params: Params) => Promise<PeerModel>> = {
+  'tfjs-wasm': async (cfg, params) => (await import('./peers/tfjs.js')).createTfjsPeer('wasm', cfg, params),
+  'tfjs-cpu': async (cfg, params) => (await import('./peers/tfjs.js')).createTfjsPeer('cpu', cfg, params),
+  'jax-js': async (cfg, params) => (await import('./peers/jax.js')).createJaxPeer(cfg, params),
+  pytorch: async (cfg, params) => (await import('./peers/pytorch.js')).createPytorchPeer(cfg, params),
+  onnxruntime: async (cfg, params) => (await import('./peers/onnxruntime.js')).createOnnxRuntimePeer(cfg, params),
+};
 
 const relL2 = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   let num = 0;
@@ -47,7 +52,14 @@ async function main(): Promise<void> {
   const base = { model: 'shufflenet', ...config, mode, batch, system };
 
   let t = performance.now();
-  const peer = await createPeer(system, cfg, params);
+  let peer: PeerModel;
+  try {
+    peer = await CREATE_PEER[system](cfg, params);
+  } catch (e) {
+    if (!(e instanceof PeerUnavailable)) throw e;
+    console.log(JSON.stringify({ ...base, cannot: e.message }));
+    return;
+  }
   const compileMs = Math.round(performance.now() - t);
   if (mode === 'train' && !peer.trainStep) {
     console.log(JSON.stringify({ ...base, cannot: peer.cannotTrain ?? 'no training' }));
@@ -59,7 +71,8 @@ async function main(): Promise<void> {
   const steps = await timeSteps<Float32Array | number>(() => (mode === 'infer' ? peer.infer(images) : peer.trainStep!(images, labels, 0)), Number(values.steps), 1000 * Number(values['budget-s']));
   const timed = summarize(steps, batch);
   const first = steps.first;
-  const rss = peakRssMb();
+  // A peer in a process of its own reports that process's memory.
+  const rss = peer.peakRssMb ? await peer.peakRssMb() : peakRssMb();
   peer.dispose();
 
   // tsc-nn on the same weights and data (after the peer's memory was measured).

@@ -1,8 +1,9 @@
 // `npm run bench`: issue 5's benchmark table. Every configuration runs on every tsc-nn backend that starts here and
-// on the peers (TensorFlow.js cpu/wasm, jax-js), each measurement in its own process (peak RSS is per process),
-// interleaved A B A B over rounds; results go to docs/benchmarks.json and docs/benchmarks.md with the date, the
-// machine and the command. `--smoke` runs a seconds-long version (tiny batch, our fast backends) for CI;
-// `--render FILE` rewrites the markdown beside a saved JSON report without measuring again.
+// on the peers (TensorFlow.js cpu/wasm, jax-js, PyTorch, ONNX Runtime), each measurement in its own process (peak
+// RSS is per process), interleaved A B A B over rounds; results go to docs/benchmarks.json and docs/benchmarks.md
+// with the date, the machine and the command, and the speed goals checked after the tables. `--smoke` runs a
+// seconds-long version (tiny batch, our fast backends) for CI; `--render FILE` rewrites the markdown beside a saved
+// JSON report without measuring again.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -44,6 +45,21 @@ const TOO_SLOW: Readonly<Record<string, string>> = {
 
 interface Row { readonly system: string; readonly runs: Record<string, unknown>[]; readonly note?: string }
 
+/** The speed goals: tsc-nn's native backend against ONNX Runtime in inference and PyTorch in training. */
+const GOALS = { infer: { peer: 'onnxruntime', factor: 1.25 }, train: { peer: 'pytorch', factor: 3 } } as const;
+const GOAL_BACKEND = 'native';
+
+const isPeer = (system: string): boolean => (PEER_SYSTEMS as readonly string[]).includes(system);
+
+/** The median over a row's rounds of images/s; NaN when no round measured one. */
+function rowImagesPerSec(row: Row | undefined): number {
+  const ips = (row?.runs ?? []).map((r) => r.imagesPerSec).filter((x): x is number => typeof x === 'number');
+  return ips.length ? median(ips) : NaN;
+}
+
+/** Why a row has no measurement: its note, the peer's `cannot`, or the run's error. */
+const whyNot = (row: Row): string => row.note ?? (row.runs.map((x) => x.cannot ?? x.error).find((x) => x) as string | undefined) ?? 'failed';
+
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const run = (script: string, args: readonly string[]): Record<string, unknown> => {
   try {
@@ -57,11 +73,39 @@ const run = (script: string, args: readonly string[]): Record<string, unknown> =
 
 function measure(system: string, c: Config, steps: number, budgetS: number): Record<string, unknown> {
   const common = ['--size', c.size, '--group', '3', '--stem', c.stem, '--resolution', String(c.resolution), '--batch', String(c.batch), '--mode', c.mode, '--steps', String(steps), '--budget-s', String(budgetS)];
-  if ((PEER_SYSTEMS as readonly string[]).includes(system)) return run('dist/tools/bench/peer-bench.js', ['--system', system, ...common]);
+  if (isPeer(system)) return run('dist/tools/bench/peer-bench.js', ['--system', system, ...common]);
   return run('bin/tsc-nn.js', ['bench', '--backend', system, '--json', ...common]);
 }
 
-const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' ? v.toFixed(digits) : '-');
+const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+/**
+ * Each configuration's goal as a table row: tsc-nn's native backend (else its fastest, named) against the goal's
+ * peer. Configurations whose peer was not run (--smoke) have none; no rows, no section.
+ */
+function goalLines(configs: readonly Config[], table: Map<string, Row[]>): string[] {
+  const lines: string[] = [];
+  for (const c of configs) {
+    const rows = table.get(c.id)!;
+    const goal = GOALS[c.mode];
+    const peer = rows.find((r) => r.system === goal.peer);
+    if (!peer) continue;
+    const ours = rows.filter((r) => !isPeer(r.system) && Number.isFinite(rowImagesPerSec(r)));
+    const nativeRow = rows.find((r) => r.system === GOAL_BACKEND);
+    const fastest = [...ours].sort((a, b) => rowImagesPerSec(b) - rowImagesPerSec(a))[0];
+    const best = ours.find((r) => r.system === GOAL_BACKEND) ?? fastest;
+    const backend = !best ? '-' : best.system === GOAL_BACKEND ? GOAL_BACKEND
+      : `${best.system} (the fastest; ${nativeRow ? `${GOAL_BACKEND}: ${whyNot(nativeRow)}` : `no ${GOAL_BACKEND} backend here`})`;
+    const ratio = rowImagesPerSec(best) / rowImagesPerSec(peer);
+    const met = Number.isFinite(ratio) ? (ratio >= goal.factor ? 'yes' : 'no')
+      : `unknown: ${best ? `${goal.peer}: ${whyNot(peer)}` : 'no tsc-nn backend measured'}`;
+    lines.push(`| ${c.id} | ${backend} | ${fmt(rowImagesPerSec(best))} | ${goal.peer} | ${fmt(rowImagesPerSec(peer))} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-'} | >= ${goal.factor}x | ${met} |`);
+  }
+  if (!lines.length) return [];
+  return ['## Goals', '', `tsc-nn's ${GOAL_BACKEND} backend against ONNX Runtime in inference (>= ${GOALS.infer.factor}x its images/s) and against`,
+    `PyTorch in training (>= ${GOALS.train.factor}x); where ${GOAL_BACKEND} has no measurement, tsc-nn's fastest backend (named). Medians over rounds.`, '',
+    '| configuration | tsc-nn | images/s | peer | images/s | ratio | goal | met |', '| --- | --- | --- | --- | --- | --- | --- | --- |', ...lines, ''];
+}
 
 function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: readonly ConvResult[], meta: Record<string, string>): string {
   const lines = [`# Benchmarks`, '', `${meta.date}; ${meta.machine}; \`${meta.command}\`.`, '',
@@ -73,14 +117,12 @@ function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: 
     'caches. Peak RSS: the largest of the rounds (benchmarks.json has every round).', ''];
   for (const c of configs) {
     const rows = table.get(c.id)!;
-    const wasm = rows.find((r) => r.system === 'wasm');
-    const ref = wasm ? median(wasm.runs.map((r) => r.imagesPerSec as number).filter((x) => x)) : NaN;
+    const ref = rowImagesPerSec(rows.find((r) => r.system === 'wasm'));
     lines.push(`## ${c.id}`, '', '| system | images/s | step ms | vs wasm | compile ms | first step ms | peak RSS MB | GFLOP/s | agrees |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of rows) {
       const ok = r.runs.filter((x) => typeof x.imagesPerSec === 'number');
       if (!ok.length) {
-        const why = r.note ?? (r.runs.map((x) => x.cannot ?? x.error).find((x) => x) as string | undefined) ?? 'failed';
-        lines.push(`| ${r.system} | ${why} | | | | | | | |`);
+        lines.push(`| ${r.system} | ${whyNot(r)} | | | | | | | |`);
         continue;
       }
       const ips = ok.map((x) => x.imagesPerSec as number);
@@ -91,6 +133,7 @@ function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: 
     }
     lines.push('');
   }
+  lines.push(...goalLines(configs, table));
   if (convs.length) {
     lines.push('## 1x1 group convolution alone (wasm, 2 threads)', '', `Ceiling (shared notes: hand-written WebAssembly SIMD, 2 workers): ${CEILING_GFLOPS.low}-${CEILING_GFLOPS.high} GFLOP/s.`, '',
       '| convolution | median ms | GFLOP/s | of the ceiling |', '| --- | --- | --- | --- |');

@@ -2,7 +2,7 @@
 // the system compiler (toolchain.ts), cached on disk under a key of the compiler, the graph, every tensor's address
 // and the thread split, and loaded into this process with process.dlopen (a Node-API entry point, no FFI package).
 // The arena is a Float32Array laid out as the wasm backend's (guard bands for speculative reads); one call runs the
-// whole program, OpenMP threads sharing each split kernel's chunks.
+// whole program, its thread pool sharing each split kernel's chunks (codegen/c.ts).
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

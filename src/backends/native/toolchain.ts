@@ -1,5 +1,5 @@
 // The system C compiler the native backend builds with: found on PATH (`cc`, or $CC), its flags chosen by probing
-// (-march=native for the machine's own vectors, -fopenmp for threads), and the widest float vector it targets.
+// (-march=native for the machine's own vectors), and the widest float vector it targets.
 // Probed once per process; a missing or broken compiler is a reason, never a silent fallback.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,16 +14,18 @@ export interface Toolchain {
   readonly flags: readonly string[];
   /** Floats per vector: 16 with AVX-512, 8 with AVX2, 4 otherwise (SSE, NEON). */
   readonly maxLanes: number;
-  readonly openmp: boolean;
 }
 
-const BASE_FLAGS = ['-O3', '-std=gnu11', '-fPIC', '-shared', '-fno-strict-aliasing', '-fno-math-errno', '-ffp-contract=fast'];
+const BASE_FLAGS = ['-O3', '-std=gnu11', '-fPIC', '-shared', '-pthread', '-fno-strict-aliasing', '-fno-math-errno', '-ffp-contract=fast'];
 
 const PROBE_SOURCE = `
-int sum(const float *x, int n) { float s = 0; 
-#pragma omp parallel for reduction(+:s)
-  for (int i = 0; i < n; i++) s += x[i];
-  return (int)s; }
+#include <pthread.h>
+#include <stdatomic.h>
+static _Atomic int calls;
+static void *count(void *x) { atomic_fetch_add(&calls, 1); return x; }
+int probe(void) { pthread_t t; pthread_create(&t, 0, count, 0); return pthread_join(t, 0); }
+typedef float v4 __attribute__((vector_size(16)));
+v4 twice(v4 a) { return a + a; }
 `;
 
 let found: Toolchain | { error: string } | undefined;
@@ -43,12 +45,11 @@ function probe(): Toolchain | { error: string } {
     fs.writeFileSync(src, PROBE_SOURCE);
     const builds = (flags: readonly string[]): boolean => run(cc, [...BASE_FLAGS, ...flags, src, '-o', path.join(dir, 'probe.so')]).ok;
     const march = builds(['-march=native']) ? ['-march=native'] : [];
-    const openmp = builds([...march, '-fopenmp']);
-    const flags = [...BASE_FLAGS, ...march, ...(openmp ? ['-fopenmp'] : [])];
-    if (!builds(flags.slice(BASE_FLAGS.length))) return { error: `${cc} cannot build a shared library with ${flags.join(' ')}` };
+    const flags = [...BASE_FLAGS, ...march];
+    if (!builds(march)) return { error: `${cc} cannot build a shared library with ${flags.join(' ')} (it needs C11 atomics, pthreads and vector extensions: GCC or Clang)` };
     const macros = run(cc, [...march, '-dM', '-E', '-x', 'c', '-'], '').out;
     const maxLanes = /__AVX512F__/.test(macros) ? 16 : /__AVX2__|__AVX__/.test(macros) ? 8 : 4;
-    return { cc, version: version.out.split('\n')[0]!.trim(), flags, maxLanes, openmp };
+    return { cc, version: version.out.split('\n')[0]!.trim(), flags, maxLanes };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -11,5 +11,10 @@ export interface PeerModel {
   readonly cannotTrain?: string;
   /** The current parameters and BN running statistics under tsc-nn's names and layouts (OIHW), to check a step. */
   parameters(): Promise<Map<string, Float32Array>>;
+  /** The peak resident memory (MB) of the peer's own process, for a peer that computes outside the benchmark's. */
+  peakRssMb?(): Promise<number>;
   dispose(): void;
 }
+
+/** Thrown while creating a peer that cannot run on this machine (the message says why): reported, not a failure. */
+export class PeerUnavailable extends Error {}
