@@ -32,12 +32,13 @@ function cKernel(inputs: Record<string, number[]>, fn: (t: Record<string, Tensor
 const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
 
 describe('the C schedule', () => {
-  it('1x1 group conv on an 8x8 map: the plane is one 64-pixel axis, 16-lane vectors, 4 channels x 2 vectors a block, no gathers', () => {
+  it('1x1 group conv on an 8x8 map: the plane is one 64-pixel axis, 16-lane vectors, 4 channels x 4 vectors a block, no gathers', () => {
     const c = cKernel({ x: [2, 24, 8, 8], w: [12, 8, 1, 1] }, (t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
     expect(c).toContain('vfu16');
-    expect(count(c, /^t\d+ = \(t\d+ \+ t\d+\);$/gm)).toBeGreaterThanOrEqual(8);
+    expect(count(c, /^t\d+ = \(t\d+ \+ t\d+\);$/gm)).toBe(16);
     expect(c).not.toMatch(/\(\(vf16\)\{[^}]*,/);
-    expect(c).toMatch(/a2 < 64; a2 \+= 32/);
+    expect(c).toMatch(/a2 < 64; a2 \+= 64/);
+    expect(c).toMatch(/a1 < 12; a1 \+= 4/);
   });
   it('the machine width bounds the lanes: 8 with AVX2, 4 without', () => {
     const conv = (lanes: number): string => cKernel({ x: [2, 24, 8, 8], w: [12, 8, 1, 1] }, (t) => ops.conv2d(t.x!, t.w!, { groups: 3 }), lanes);
@@ -82,7 +83,8 @@ describe.skipIf(!hasNative)('the native backend', () => {
   // Summation order differs (16 lanes and 4 partial sums against wasm's 4 lanes). Batch means of BN inputs and BN
   // bias gradients are sums that nearly cancel (values ~1e-8 of terms ~1): both backends are equally far from a
   // float64 sum there (measured 3.3e-9 and 3.6e-9) but not from each other, and that difference reaches the BN
-  // parameters; the losses and the parameters as a whole agree (measured: parameters 1.8e-4 apart after 4 steps).
+  // parameters; the losses and the parameters as a whole agree (measured after 4 steps: losses 4.3e-4 apart relative,
+  // parameters 1.8e-4). Against float64, native is as close as wasm (shufflenet.test.ts).
   it('ShuffleNet 0.5x trains step by step as on wasm: losses and all parameters after 4 steps agree within float32 rounding', async () => {
     const config = shufflenet.configure!({ size: '0.5x', group: 3 });
     const batch = 8;
@@ -101,7 +103,7 @@ describe.skipIf(!hasNative)('the native backend', () => {
     };
     const native = steps('native');
     const wasm = steps('wasm');
-    native.losses.forEach((l, i) => expect(Math.abs(l - wasm.losses[i]!) / wasm.losses[i]!, `step ${i + 1}`).toBeLessThan(2e-4));
+    native.losses.forEach((l, i) => expect(Math.abs(l - wasm.losses[i]!) / wasm.losses[i]!, `step ${i + 1}`).toBeLessThan(1e-3));
     expect(native.losses[3]).not.toBe(native.losses[0]);
     const names = [...wasm.tensors.keys()].filter((n) => !n.startsWith('momentum.'));
     const flat = (m: Map<string, Float32Array>): Float32Array => Float32Array.from(names.flatMap((n) => Array.from(m.get(n)!)));

@@ -77,12 +77,20 @@ function cSyntax(W: number): VectorSyntax {
     fcmp: (op, a, b) => `(${a} ${infix[op]} ${b})`,
     mlogic: (op, a, b) => `(${a} ${op === 'and' ? '&' : '|'} ${b})`,
     hreduce: (kind, v) => `h${kind}${W}(${v})`,
-    func: (name, declarations, body) => [`static void ${name}(char *restrict M, int lo, int hi) {`, ...declarations, ...body, '}'].join('\n'),
+    // noipa: each kernel is compiled on its own. Interprocedural analysis over the driver and the Node-API entry
+    // point dropped a kernel called from kernel(arena, i, lo, hi) (GCC 12, -O3): kernels gain nothing from it.
+    func: (name, declarations, body) => [`__attribute__((noipa)) static void ${name}(char *restrict M, int lo, int hi) {`, ...declarations, ...body, '}'].join('\n'),
   };
 }
 
 export function printCKernel(k: LoweredKernel, at: KernelAddresses, target: CTarget): VectorKernelSource {
-  return printVectorKernel(k, at, { widths: C_WIDTHS.filter((w) => w <= target.maxLanes), syntax: cSyntax, mergePlanes: true });
+  // 32 vector registers (AVX-512; 16 with AVX2): 16 accumulators as 4 vectors x 4 channels, 2 x 8 or 1 x 16, and a
+  // weight gradient's 4 x 4; 16-lane accumulators of a few thousand elements need no per-row partial sums.
+  const wide = target.maxLanes >= 16;
+  return printVectorKernel(k, at, {
+    widths: C_WIDTHS.filter((w) => w <= target.maxLanes), unrolls: [4, 2], registerBlock: (u) => (wide ? 16 : 8) / u, anyBlockDivisor: true,
+    laneReduceOuter: wide ? 4 : 2, rowsAbove: 4096, syntax: cSyntax, mergePlanes: true,
+  });
 }
 
 /** Vector types and the lane-wise helpers the kernels call, for one width. */

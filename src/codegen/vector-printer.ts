@@ -25,9 +25,16 @@ import {
   type Atom, type IndexEnv, type Lin, type LoopVar,
 } from './affine';
 
-/** Copies along the register-blocked axis (an axis of 2-4 elements is unrolled whole). */
-const BLOCK = 4;
-const blockFactor = (extent: number): number => (extent % BLOCK === 0 ? BLOCK : extent <= BLOCK ? extent : 1);
+/**
+ * Copies along the register-blocked axis: `want` (a power of two) or the largest power of two >= 4 below it that
+ * divides the axis; an axis of 2-4 elements is unrolled whole. With `anyDivisor`, the largest divisor up to `want`
+ * (a 10-channel axis blocks by 5).
+ */
+function blockFactor(extent: number, want = 4, anyDivisor = false): number {
+  if (anyDivisor) { for (let b = Math.min(want, extent); b >= 2; b--) if (extent % b === 0) return b; return 1; }
+  for (let b = want; b >= 4; b /= 2) if (extent % b === 0) return b;
+  return extent <= 4 ? extent : 1;
+}
 /** Innermost reduction loops at least this long get their own partial sums (shorter rows only cost registers). */
 const MIN_SUMMATION_ROW = 16;
 /** Independent partial sums of a lane reduction that computes one output at a time. */
@@ -117,6 +124,19 @@ export interface KernelAddresses { readonly out: number; readonly inputs: readon
 /** What a target offers the printer: its vector widths (widest first) and its syntax for a chosen width. */
 export interface VectorTarget {
   readonly widths: readonly number[];
+  /** Vectors along the lane axis a reduction computes at once, most first (the lane axis must divide into them). */
+  readonly unrolls: readonly number[];
+  /** Copies along the register-blocked axis for a given unroll (so that unroll x block accumulators fit the registers). */
+  registerBlock(unroll: number): number;
+  /** Block by any divisor of the axis up to registerBlock, not only powers of two. */
+  readonly anyBlockDivisor?: boolean;
+  /** Copies along the outermost axis a lane reduction also blocks by, at most (2: 2 x 4 accumulators). */
+  readonly laneReduceOuter: number;
+  /**
+   * Sums whose accumulators each add more than this many elements keep a partial sum per innermost row (blocked
+   * summation); 0: every sum over several loops with rows of 16 or more.
+   */
+  readonly rowsAbove: number;
   /**
    * View an output's trailing axes shorter than two of the widest vectors as one axis (an 8x8 feature map as 64
    * pixels), so wide vectors fill and unroll; the affine forms still see contiguous reads across row ends.
@@ -432,7 +452,8 @@ class VectorPrinter {
     const bodies = this.values(e.body, inner);
     // Sums over several variables add each innermost row into its own partial sum first (blocked summation):
     // float32 rounding error then grows with the number of rows rather than with the number of elements.
-    const rows = isSum && vars.length > 1 && last!.extent >= MIN_SUMMATION_ROW;
+    const perAccumulator = loops.reduce((p, l) => p * l.extent, 1) / (laned ? W * chains : 1);
+    const rows = isSum && vars.length > 1 && last!.extent >= MIN_SUMMATION_ROW && perAccumulator > this.target.rowsAbove;
     const op: ArithOp = isSum ? 'add' : 'max';
     const accs = Array.from({ length: copies.length * chains }, (_, c) => {
       const vec = laned || bodies.some((b, i) => i % (copies.length * chains) === c && b.vec);
@@ -489,12 +510,13 @@ class VectorPrinter {
     this.s = this.target.syntax(W);
     // Axis [lo, hi) runs over: the outermost one longer than 1 (a keepdims reduction's output is [1, C, 1, 1]).
     const splitAxis = shape.findIndex((n, i) => n > 1 && i !== laneAxis);
-    const blockAxis = reductions.length ? chooseBlockAxis(k, laneAxis, splitAxis) : -1;
-    const factor = blockAxis >= 0 ? blockFactor(shape[blockAxis]!) : 1;
+    const blockAxis = reductions.length ? chooseBlockAxis(k, laneAxis, splitAxis, this.target.anyBlockDivisor) : -1;
+    const unroll = laneAxis >= 0 && reductions.length ? this.target.unrolls.find((u) => shape[laneAxis]! % (u * W) === 0) ?? 1 : 1;
+    const factor = blockAxis >= 0 ? blockFactor(shape[blockAxis]!, this.laneReduce ? 4 : this.target.registerBlock(unroll), this.target.anyBlockDivisor) : 1;
     // A reduction over lanes (a weight gradient: a matrix product over a long batch x pixels axis) also blocks the
     // outermost axis by 2 when that shares reads: 2 x 4 outputs take 6 vector loads per 8 multiply-adds, not 5 per 4.
-    const outer = this.laneReduce && blockAxis >= 0 && splitAxis >= 0 && shape[splitAxis]! % 2 === 0 && sharedReads(k, splitAxis, 2) > 0 ? 2 : 1;
-    const unroll = laneAxis >= 0 && reductions.length && shape[laneAxis]! % (2 * W) === 0 ? 2 : 1;
+    const outer = this.laneReduce && blockAxis >= 0 && splitAxis >= 0 && sharedReads(k, splitAxis, 2) > 0
+      ? [4, 2].find((o) => o <= this.target.laneReduceOuter && shape[splitAxis]! % o === 0) ?? 1 : 1;
 
     this.blocks.push({ prelude: [], body: [], cache: new Map() });
     const loopVar = (i: number, align: number, max: number): LoopVar => ({ name: this.s.name(`a${i}`), level: this.blocks.length - 1, align, max });
@@ -652,12 +674,12 @@ function sharedReads(k: LoweredKernel, b: number, factor: number): number {
  * The output axis to block: the one (inside the split axis, not the lane axis, one blockFactor can split) along which
  * the most reads inside reductions stay the same, so the copies share them. -1 when no axis shares anything.
  */
-function chooseBlockAxis(k: LoweredKernel, laneAxis: number, splitAxis: number): number {
+function chooseBlockAxis(k: LoweredKernel, laneAxis: number, splitAxis: number, anyDivisor = false): number {
   const shape = k.output.shape;
   let best = -1;
   let bestScore = 0;
   for (let b = Math.max(1, splitAxis + 1); b < shape.length; b++) {
-    const factor = blockFactor(shape[b]!);
+    const factor = blockFactor(shape[b]!, 4, anyDivisor);
     if (b === laneAxis || factor < 2) continue;
     const score = sharedReads(k, b, factor);
     if (score > bestScore) { best = b; bestScore = score; }

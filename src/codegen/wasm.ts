@@ -92,7 +92,7 @@ function watSyntax(target: WasmTarget): VectorSyntax {
 
 export function printWasmKernel(k: LoweredKernel, at: KernelAddresses, target: WasmTarget = { fma: false }): WasmKernelSource {
   const syntax = watSyntax(target);
-  const { name, text, splitExtent, splitAlign } = printVectorKernel(k, at, { widths: [LANES], syntax: () => syntax });
+  const { name, text, splitExtent, splitAlign } = printVectorKernel(k, at, { widths: [LANES], unrolls: [2], registerBlock: () => 4, laneReduceOuter: 2, rowsAbove: 0, syntax: () => syntax });
   return { name, wat: text, splitExtent, splitAlign };
 }
 

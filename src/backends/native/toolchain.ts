@@ -16,7 +16,7 @@ export interface Toolchain {
   readonly maxLanes: number;
 }
 
-const BASE_FLAGS = ['-O3', '-std=gnu11', '-fPIC', '-shared', '-pthread', '-fno-strict-aliasing', '-fno-math-errno', '-ffp-contract=fast'];
+const BASE_FLAGS = ['-O3', '-funroll-loops', '-std=gnu11', '-fPIC', '-shared', '-pthread', '-fno-strict-aliasing', '-fno-math-errno', '-ffp-contract=fast'];
 
 const PROBE_SOURCE = `
 #include <pthread.h>
@@ -45,8 +45,10 @@ function probe(): Toolchain | { error: string } {
     fs.writeFileSync(src, PROBE_SOURCE);
     const builds = (flags: readonly string[]): boolean => run(cc, [...BASE_FLAGS, ...flags, src, '-o', path.join(dir, 'probe.so')]).ok;
     const march = builds(['-march=native']) ? ['-march=native'] : [];
-    const flags = [...BASE_FLAGS, ...march];
-    if (!builds(march)) return { error: `${cc} cannot build a shared library with ${flags.join(' ')} (it needs C11 atomics, pthreads and vector extensions: GCC or Clang)` };
+    // TSC_NN_CFLAGS: extra flags after tsc-nn's (e.g. -O2, or -march=x86-64-v3 to build for other machines).
+    const extra = (process.env.TSC_NN_CFLAGS ?? '').split(/\s+/).filter(Boolean);
+    const flags = [...BASE_FLAGS, ...march, ...extra];
+    if (!builds([...march, ...extra])) return { error: `${cc} cannot build a shared library with ${flags.join(' ')} (it needs C11 atomics, pthreads and vector extensions: GCC or Clang)` };
     const macros = run(cc, [...march, '-dM', '-E', '-x', 'c', '-'], '').out;
     const maxLanes = /__AVX512F__/.test(macros) ? 16 : /__AVX2__|__AVX__/.test(macros) ? 8 : 4;
     return { cc, version: version.out.split('\n')[0]!.trim(), flags, maxLanes };
