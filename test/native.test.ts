@@ -122,6 +122,12 @@ describe('without a working C compiler', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/backend native cannot start: native: no C compiler: `\/nonexistent\/cc --version` failed \(install gcc/);
   });
+  it.skipIf(!hasNative)('flags the compiler rejects (TSC_NN_CFLAGS) are one line naming them, exit 1', () => {
+    const r = cli({ TSC_NN_CFLAGS: '-fno-such-flag' }, 'bench', '--backend', 'native', ...small);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/backend native cannot start: native: cc cannot build a shared library with .*-fno-such-flag/);
+  });
   it('auto runs wasm instead, and says so', () => {
     const r = cli({ CC: '/nonexistent/cc' }, 'bench', '--backend', 'auto', ...small);
     expect(r.status, r.stderr).toBe(0);

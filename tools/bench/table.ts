@@ -48,6 +48,8 @@ interface Row { readonly system: string; readonly runs: Record<string, unknown>[
 /** The speed goals: tsc-nn's native backend against ONNX Runtime in inference and PyTorch in training. */
 const GOALS = { infer: { peer: 'onnxruntime', factor: 1.25 }, train: { peer: 'pytorch', factor: 3 } } as const;
 const GOAL_BACKEND = 'native';
+/** The whole training step's GFLOP/s as a share of the 1x1 group convolution's alone. */
+const STEP_OF_CEILING = 0.4;
 
 const isPeer = (system: string): boolean => (PEER_SYSTEMS as readonly string[]).includes(system);
 
@@ -61,6 +63,7 @@ function rowImagesPerSec(row: Row | undefined): number {
 const whyNot = (row: Row): string => row.note ?? (row.runs.map((x) => x.cannot ?? x.error).find((x) => x) as string | undefined) ?? 'failed';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
+const convBackends = (): ('wasm' | 'native')[] => (['wasm', 'native'] as const).filter((b) => availableBackends().includes(b));
 const run = (script: string, args: readonly string[]): Record<string, unknown> => {
   try {
     const out = execFileSync(process.execPath, [path.join(ROOT, script), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
@@ -83,7 +86,7 @@ const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' && Number
  * Each configuration's goal as a table row: tsc-nn's native backend (else its fastest, named) against the goal's
  * peer. Configurations whose peer was not run (--smoke) have none; no rows, no section.
  */
-function goalLines(configs: readonly Config[], table: Map<string, Row[]>): string[] {
+function goalLines(configs: readonly Config[], table: Map<string, Row[]>, convs: readonly ConvResult[]): string[] {
   const lines: string[] = [];
   for (const c of configs) {
     const rows = table.get(c.id)!;
@@ -102,9 +105,18 @@ function goalLines(configs: readonly Config[], table: Map<string, Row[]>): strin
     lines.push(`| ${c.id} | ${backend} | ${fmt(rowImagesPerSec(best))} | ${goal.peer} | ${fmt(rowImagesPerSec(peer))} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-'} | >= ${goal.factor}x | ${met} |`);
   }
   if (!lines.length) return [];
+  // The training step's arithmetic rate against the fastest 1x1 group convolution alone on the same backend.
+  const ceiling = Math.max(...convs.filter((c) => c.backend === GOAL_BACKEND).map((c) => c.gflops));
+  const rates = configs.filter((c) => c.mode === 'train').map((c) => {
+    const gflops = (table.get(c.id)!.find((r) => r.system === GOAL_BACKEND)?.runs ?? []).map((r) => r.gflops).filter((x): x is number => typeof x === 'number');
+    const share = gflops.length && Number.isFinite(ceiling) ? median(gflops) / ceiling : NaN;
+    return `| ${c.id} | ${fmt(gflops.length ? median(gflops) : NaN)} | ${fmt(ceiling)} | ${Number.isFinite(share) ? `${Math.round(100 * share)} %` : '-'} | >= ${Math.round(100 * STEP_OF_CEILING)} % | ${Number.isFinite(share) ? (share >= STEP_OF_CEILING ? 'yes' : 'no') : 'unknown'} |`;
+  });
   return ['## Goals', '', `tsc-nn's ${GOAL_BACKEND} backend against ONNX Runtime in inference (>= ${GOALS.infer.factor}x its images/s) and against`,
     `PyTorch in training (>= ${GOALS.train.factor}x); where ${GOAL_BACKEND} has no measurement, tsc-nn's fastest backend (named). Medians over rounds.`, '',
-    '| configuration | tsc-nn | images/s | peer | images/s | ratio | goal | met |', '| --- | --- | --- | --- | --- | --- | --- | --- |', ...lines, ''];
+    '| configuration | tsc-nn | images/s | peer | images/s | ratio | goal | met |', '| --- | --- | --- | --- | --- | --- | --- | --- |', ...lines, '',
+    `The ${GOAL_BACKEND} training step's GFLOP/s against the 1x1 group convolution alone on ${GOAL_BACKEND} (the fastest of the two below):`, '',
+    '| configuration | step GFLOP/s | 1x1 conv GFLOP/s | share | goal | met |', '| --- | --- | --- | --- | --- | --- |', ...rates, ''];
 }
 
 function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: readonly ConvResult[], meta: Record<string, string>): string {
@@ -133,11 +145,15 @@ function markdown(configs: readonly Config[], table: Map<string, Row[]>, convs: 
     }
     lines.push('');
   }
-  lines.push(...goalLines(configs, table));
+  lines.push(...goalLines(configs, table, convs));
   if (convs.length) {
-    lines.push('## 1x1 group convolution alone (wasm, 2 threads)', '', `Ceiling (shared notes: hand-written WebAssembly SIMD, 2 workers): ${CEILING_GFLOPS.low}-${CEILING_GFLOPS.high} GFLOP/s.`, '',
-      '| convolution | median ms | GFLOP/s | of the ceiling |', '| --- | --- | --- | --- |');
-    for (const c of convs) lines.push(`| ${c.name} | ${c.medianMs.toFixed(2)} (${c.minMs.toFixed(2)}-${c.maxMs.toFixed(2)}) | ${c.gflops.toFixed(1)} | ${Math.round((100 * c.gflops) / CEILING_GFLOPS.high)}-${Math.round((100 * c.gflops) / CEILING_GFLOPS.low)} % |`);
+    lines.push('## 1x1 group convolution alone (2 threads)', '', `wasm against the ceiling of hand-written WebAssembly SIMD on 2 workers (shared notes: ${CEILING_GFLOPS.low}-${CEILING_GFLOPS.high} GFLOP/s);`,
+      'native is the ceiling the training step is measured against above.', '',
+      '| backend | convolution | median ms | GFLOP/s | of the wasm ceiling |', '| --- | --- | --- | --- | --- |');
+    for (const c of convs) {
+      const share = c.backend === 'wasm' ? `${Math.round((100 * c.gflops) / CEILING_GFLOPS.high)}-${Math.round((100 * c.gflops) / CEILING_GFLOPS.low)} %` : '';
+      lines.push(`| ${c.backend ?? 'wasm'} | ${c.name} | ${c.medianMs.toFixed(2)} (${c.minMs.toFixed(2)}-${c.maxMs.toFixed(2)}) | ${c.gflops.toFixed(1)} | ${share} |`);
+    }
     lines.push('');
   }
   return lines.join('\n');
@@ -155,7 +171,7 @@ async function main(): Promise<void> {
     return;
   }
   if (values['conv-only']) {
-    for (const c of await benchGroupConvs(200)) console.log(JSON.stringify(c));
+    for (const backend of convBackends()) for (const c of await benchGroupConvs(200, backend)) console.log(JSON.stringify(c));
     return;
   }
   const smoke = Boolean(values.smoke);
@@ -180,7 +196,8 @@ async function main(): Promise<void> {
     }
     table.set(c.id, rows);
   }
-  const convs = smoke ? [] : await benchGroupConvs();
+  const convs: ConvResult[] = [];
+  if (!smoke) for (const backend of convBackends()) convs.push(...await benchGroupConvs(30, backend));
   const meta = {
     date: new Date().toISOString().slice(0, 10),
     machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`,

@@ -63,11 +63,24 @@ export function toolchain(): Toolchain | { error: string } {
   return found;
 }
 
-/** Build `source` into the shared library `out`; throws with the compiler's first error lines. */
-export function buildLibrary(tc: Toolchain, source: string, out: string): void {
-  const r = run(tc.cc, [...tc.flags, source, '-o', out], undefined, 30 * 60_000);
-  if (!r.ok) {
-    const errors = r.out.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('; ');
-    throw new Error(`${tc.cc} could not build ${source}: ${errors || r.out.slice(0, 500)}`);
+/** Build C files into the shared library `out`: each compiled to an object file, all at once, then linked. */
+export function buildLibrary(tc: Toolchain, sources: readonly string[], out: string): void {
+  const compileFlags = tc.flags.filter((f) => f !== '-shared');
+  const objects = sources.map((src) => src.replace(/\.c$/, '.o'));
+  const quote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
+  // One shell starts every compiler and waits for each (the cores compile the files in parallel).
+  const script = [
+    ...sources.map((src, i) => `${quote(tc.cc)} ${compileFlags.map(quote).join(' ')} -c ${quote(src)} -o ${quote(objects[i]!)} & p${i}=$!`),
+    'status=0',
+    ...sources.map((_, i) => `wait $p${i} || status=1`),
+    'exit $status',
+  ].join('\n');
+  const compiled = spawnSync('sh', ['-c', script], { encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 64 * 2 ** 20 });
+  const linked = compiled.status === 0 ? run(tc.cc, [...tc.flags, ...objects, '-o', out], undefined, 10 * 60_000) : undefined;
+  for (const o of objects) fs.rmSync(o, { force: true });
+  if (compiled.status !== 0 || !linked?.ok) {
+    const text = compiled.status !== 0 ? `${compiled.stdout ?? ''}${compiled.stderr ?? ''}${compiled.error?.message ?? ''}` : linked!.out;
+    const errors = text.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('; ');
+    throw new Error(`${tc.cc} could not build ${sources.join(', ')}: ${errors || text.slice(0, 500)}`);
   }
 }
