@@ -2,7 +2,7 @@
 // (cross-origin isolated) and a plain server serves it without the headers, headless Chromium (Debian's
 // /usr/bin/chromium, driven by puppeteer-core) opens the page, and the logits it writes into
 // <pre id="tsc-nn-result"> must equal `tsc-nn predict --json` within 1e-3 on all 16 images: wasm on worker threads
-// over one shared memory, wasm on one thread, and gpu.js on WebGL2 (SwiftShader).
+// over one shared memory, wasm on one thread, gpu.js on WebGL2 and gpu.js on WebGPU (both on SwiftShader).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
@@ -28,7 +28,7 @@ const run = promisify(execFile);
 const tscNn = (args: string[]) => run(process.execPath, [path.join(root, 'bin', 'tsc-nn.js'), ...args], { cwd: root, maxBuffer: 64 * 2 ** 20, timeout: 900_000 });
 
 interface PageResult {
-  backend: string; threads: number; crossOriginIsolated: boolean; msPerBatch: number; error?: string;
+  backend: string; threads: number; crossOriginIsolated: boolean; device: string; msPerBatch: number; error?: string;
   predictions: { index: number; label: number; predicted: number; logits: number[] }[];
 }
 interface Expected { index: number; label: number; predicted: number; logits: number[] }
@@ -36,6 +36,7 @@ interface Expected { index: number; label: number; predicted: number; logits: nu
 // Puppeteer's types come from the package when it is installed; the test only needs these few calls.
 interface Page {
   goto(url: string, opts?: object): Promise<unknown>;
+  evaluateOnNewDocument(script: string): Promise<unknown>;
   waitForFunction(fn: string, opts?: object): Promise<unknown>;
   $eval(sel: string, fn: (e: { textContent: string | null }) => string | null): Promise<string | null>;
   on(event: string, fn: (x: { text?: () => string; message?: string }) => void): void;
@@ -79,11 +80,13 @@ describe.skipIf(missing.length > 0)('web target in headless Chromium', () => {
     await plain?.close();
   });
 
-  async function open(url: string): Promise<PageResult> {
+  /** The page's result; `before` runs in the page ahead of its own scripts. */
+  async function open(url: string, before?: string): Promise<PageResult> {
     const page = await browser!.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message ?? String(e)));
     try {
+      if (before) await page.evaluateOnNewDocument(before);
       await page.goto(url);
       await page.waitForFunction("document.getElementById('tsc-nn-result').textContent.length > 0", { timeout: TIMEOUT, polling: 1000 });
       const text = await page.$eval('#tsc-nn-result', (e) => e.textContent);
@@ -131,5 +134,21 @@ describe.skipIf(missing.length > 0)('web target in headless Chromium', () => {
     const r = await open(`${isolated!.url}?backend=gl`);
     expect(r.backend).toBe('gl');
     expectSameLogits(r);
+  }, TIMEOUT);
+
+  // On near-idle cores the first webgpu batch (155 WGSL pipelines built on SwiftShader's Vulkan) takes 3-5 s.
+  it('webgpu: the gpu.js kernels on WebGPU, logits as tsc-nn predict', async () => {
+    const r = await open(`${isolated!.url}?backend=webgpu`);
+    expect(r.backend).toBe('webgpu');
+    expect(r.device).toMatch(/^gpu\.js WebGPUKernel on /);
+    expectSameLogits(r);
+  }, TIMEOUT);
+
+  // Chromium here has a WebGPU adapter; these take it away in the page to check what a browser without one shows.
+  it('webgpu without navigator.gpu or without an adapter is a message, never a fallback', async () => {
+    const noApi = await open(`${isolated!.url}?backend=webgpu`, "Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined })");
+    expect(noApi.error).toMatch(/webgpu backend cannot start: this browser has no WebGPU \(navigator\.gpu is missing/);
+    const noAdapter = await open(`${isolated!.url}?backend=webgpu`, 'GPU.prototype.requestAdapter = async () => null');
+    expect(noAdapter.error).toMatch(/webgpu backend cannot start: navigator\.gpu\.requestAdapter\(\) returned no adapter/);
   }, TIMEOUT);
 });

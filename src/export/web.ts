@@ -2,8 +2,8 @@
 // BN-folded inference program in a web page. Everything a page would otherwise need a compiler for happens here:
 // the kernels are lowered, laid out in one arena exactly as the wasm backend does (wasm/executor.ts), printed for
 // the portable WebAssembly SIMD target (no relaxed SIMD: not every browser has it) and assembled with wabt into
-// model.wasm; the gpu.js sources of the gl backend are printed into plan.json. The page's runtime (src/web, built
-// into dist/web by tsconfig.web.json) and gpu.js's browser bundle are copied beside them.
+// model.wasm; the gpu.js sources of the gl and webgpu backends are printed into plan.json. The page's runtime
+// (src/web, built into dist/web by tsconfig.web.json) and gpu.js's browser bundle are copied beside them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../ir/errors';
@@ -12,7 +12,7 @@ import type { ModelDef } from '../ir/model';
 import { lowerGraph } from '../codegen/lower';
 import { printWasmKernel, wasmModule } from '../codegen/wasm';
 import { assembleWat } from '../codegen/assemble';
-import { packable, printGpujsKernel } from '../codegen/gpujs';
+import { packable, printGpujsKernel, type GpujsKernelSource } from '../codegen/gpujs';
 import { MAX_PAGES, PAGE_BYTES } from '../backends/wasm/executor';
 import { guardedLayout } from '../backends/arena';
 import { CIFAR10_CLASSES, CIFAR10_IMAGE_BYTES, loadCifar10 } from '../runtime/data/cifar10';
@@ -20,13 +20,13 @@ import { CIFAR10_MEAN, CIFAR10_STD } from '../runtime/data/augment';
 import { openModelCheckpoint } from '../api/checkpoint';
 import { compilePrograms } from '../api/programs';
 import { imageSide, logitClasses } from '../api/classifier';
-import type { WebPlan } from '../web/plan';
+import type { GpujsSource, WebPlan } from '../web/plan';
 
 /** Images embedded with --data (the first of the test split, in `tsc-nn predict`'s order). */
 export const WEB_IMAGES = 16;
 
 /** The runtime files the page loads, built from src/web into dist/web. */
-export const WEB_RUNTIME_FILES = ['tsc-nn-web.js', 'tsc-nn-worker.js', 'page.js', 'plan.js', 'browser.js', 'gl.js'] as const;
+export const WEB_RUNTIME_FILES = ['tsc-nn-web.js', 'tsc-nn-worker.js', 'page.js', 'plan.js', 'browser.js', 'gpujs.js'] as const;
 
 export interface WebExportOptions<C extends object> {
   readonly checkpoint: string;
@@ -101,15 +101,19 @@ export async function exportWeb<C extends object>(model: ModelDef<C>, opts: WebE
     blob.set(new Uint8Array(value.buffer, value.byteOffset, 4 * value.length), t.blobOffset);
   }
 
-  // The gl backend's kernels: 4 outputs per thread where the innermost axis allows, exactly as GpujsExecutor on gl.
+  // The gpu.js kernels of the gl and webgpu backends: for WebGL2 4 outputs per thread where the innermost axis
+  // allows, exactly as GpujsExecutor on gl; for WebGPU one per thread, as WebGpuExecutor.
   for (const k of kernels) {
     if (k.output.split !== 0 || k.inputs.some((i) => i.layout.split !== 0)) throw new UserError(`kernel ${k.name} has a tensor above 2^24 elements: use a smaller --batch for the web target`);
   }
   const packed = new Set(kernels.filter(packable).map((k) => k.node));
-  const gpujsKernels = kernels.map((k) => {
-    const src = printGpujsKernel(k, { output: packed.has(k.node), inputs: k.inputs.map((i) => packed.has(i.node)) });
-    return { node: k.node, inputs: k.inputs.map((i) => i.node), source: src.source, output: src.output, loopMaxIterations: src.loopMaxIterations };
-  });
+  const gpujsSource = ({ source, output, loopMaxIterations }: GpujsKernelSource): GpujsSource => ({ source, output, loopMaxIterations });
+  const gpujsKernels = kernels.map((k) => ({
+    node: k.node,
+    inputs: k.inputs.map((i) => i.node),
+    webgl2: gpujsSource(printGpujsKernel(k, { output: packed.has(k.node), inputs: k.inputs.map((i) => packed.has(i.node)) })),
+    webgpu: gpujsSource(printGpujsKernel(k)),
+  }));
 
   fs.mkdirSync(opts.out, { recursive: true });
   const written: { name: string; bytes: number }[] = [];
@@ -187,7 +191,7 @@ function indexHtml(plan: WebPlan): string {
 </head>
 <body>
 <h1>${escapeHtml(title)}</h1>
-<nav>backend: <a href="?backend=wasm">wasm</a><a href="?backend=wasm&amp;threads=1">wasm, 1 thread</a><a href="?backend=gl">gl (gpu.js WebGL2)</a></nav>
+<nav>backend: <a href="?backend=wasm">wasm</a><a href="?backend=wasm&amp;threads=1">wasm, 1 thread</a><a href="?backend=gl">gl (gpu.js WebGL2)</a><a href="?backend=webgpu">webgpu (gpu.js WebGPU)</a></nav>
 <div id="status">loading...</div>
 <div id="grid"></div>
 <div id="drop">

@@ -33,11 +33,16 @@ export interface ResponseLike {
   json(): Promise<unknown>;
 }
 
+/** navigator.gpu, as far as the webgpu backend asks it before gpu.js starts. */
+export interface WebGpuLike {
+  requestAdapter(): Promise<{ readonly info?: { readonly vendor?: string; readonly architecture?: string; readonly description?: string; readonly isFallbackAdapter?: boolean } } | null>;
+}
+
 export interface BrowserGlobals {
   readonly WebAssembly: WasmApi;
   readonly Worker: new (url: string | URL, options?: { type?: 'module' | 'classic'; name?: string }) => WorkerLike;
   readonly crossOriginIsolated?: boolean;
-  readonly navigator?: { readonly hardwareConcurrency?: number };
+  readonly navigator?: { readonly hardwareConcurrency?: number; readonly gpu?: WebGpuLike };
   readonly location?: { readonly href: string; readonly search: string };
   fetch(url: string | URL): Promise<ResponseLike>;
   readonly performance: { now(): number };

@@ -1,6 +1,6 @@
-// index.html's script: load the folder with the backend `?backend=` names (wasm | gl; `?threads=N` for wasm),
-// classify the embedded test images as `tsc-nn predict` does (one grid cell each: the image, "predicted (label)"
-// in green when right and red when wrong, the probability), time the batch, write the result JSON into
+// index.html's script: load the folder with the backend `?backend=` names (wasm | gl | webgpu; `?threads=N` for
+// wasm), classify the embedded test images as `tsc-nn predict` does (one grid cell each: the image, "predicted
+// (label)" in green when right and red when wrong, the probability), time the batch, write the result JSON into
 // <pre id="tsc-nn-result">, and classify an image the user picks or drops (resized to the model's input).
 import { browser } from './browser.js';
 import { argmax, loadCompiled, probability, type CompiledModel } from './tsc-nn-web.js';

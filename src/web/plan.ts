@@ -3,6 +3,13 @@
 // src/runtime/data/augment.ts (x / 255 normalised per channel, then bilinear resize with half-pixel centres) and
 // the thread split of src/backends/arena.ts. They are restated here because the page loads no Node modules.
 
+/**
+ * One kernel as gpu.js source for one of its modes: `webgl2` computes 4 outputs per thread where the innermost
+ * axis allows (as the gl backend in Node); `webgpu` one per thread, because gpu.js cannot pass an `Array(4)`
+ * result between WebGPU kernels (as the webgpu backend in Node).
+ */
+export interface GpujsSource { readonly source: string; readonly output: readonly number[]; readonly loopMaxIterations: number }
+
 /** plan.json: what the page's runtime needs to run the compiled program. */
 export interface WebPlan {
   readonly format: 'tsc-nn-web/1';
@@ -22,7 +29,7 @@ export interface WebPlan {
   readonly gpujs: {
     readonly imageNode: number;
     readonly logitsNode: number;
-    readonly kernels: readonly { readonly node: number; readonly inputs: readonly number[]; readonly source: string; readonly output: readonly number[]; readonly loopMaxIterations: number }[];
+    readonly kernels: readonly { readonly node: number; readonly inputs: readonly number[]; readonly webgl2: GpujsSource; readonly webgpu: GpujsSource }[];
   };
   readonly images?: { readonly file: string; readonly count: number; readonly side: number; readonly labels: readonly number[]; readonly source: string };
   readonly classNames: readonly string[];

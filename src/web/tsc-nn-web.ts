@@ -5,21 +5,24 @@
 //   const { logits } = await net.run({ image });             // image: Float32Array [batch, 3, S, S], normalised
 //
 // Backends: `wasm` (default) runs tsc-nn's WebAssembly SIMD kernels in a dedicated worker, with helper workers
-// over one shared memory when the page is cross-origin isolated and on that one worker otherwise; `gl` runs the
-// gpu.js kernels on the page's WebGL2 context. A backend that cannot start rejects with the reason: there is no
-// fallback to another backend.
+// over one shared memory when the page is cross-origin isolated and on that one worker otherwise; `gl` and
+// `webgpu` run the gpu.js kernels on the page's WebGL2 context or WebGPU device. A backend that cannot start
+// rejects with the reason: there is no fallback to another backend.
 import { browser, type ResponseLike, type WorkerLike } from './browser.js';
-import { GlExecutor } from './gl.js';
+import { GpujsExecutor, type GpujsMode } from './gpujs.js';
 import { imageToInput, splitKernels, unshareMemoryImport, type WebPlan } from './plan.js';
 import type { InitMessage } from './tsc-nn-worker.js';
 
 export { argmax, imageToInput, probability, type WebPlan } from './plan.js';
 
-export type WebBackend = 'wasm' | 'gl';
-export const WEB_BACKENDS: readonly string[] = ['wasm', 'gl'];
+export type WebBackend = 'wasm' | 'gl' | 'webgpu';
+export const WEB_BACKENDS: readonly string[] = ['wasm', 'gl', 'webgpu'];
+
+/** The gpu.js mode each GPU backend runs in. */
+const GPUJS_MODES: Readonly<Record<string, GpujsMode>> = { gl: 'webgl2', webgpu: 'webgpu' };
 
 export interface LoadOptions {
-  /** `wasm` (default) or `gl`. */
+  /** `wasm` (default), `gl` or `webgpu`. */
   readonly backend?: string;
   /** wasm: threads (default: the browser's hardwareConcurrency, at most 8, when cross-origin isolated; else 1). */
   readonly threads?: number;
@@ -28,7 +31,7 @@ export interface LoadOptions {
 export interface CompiledModel {
   readonly plan: WebPlan;
   readonly backend: WebBackend;
-  /** Threads the kernels run on (gl: 1, the page's thread driving the GPU). */
+  /** Threads the kernels run on (gl, webgpu: 1, the page's thread driving the GPU). */
   readonly threads: number;
   readonly crossOriginIsolated: boolean;
   /** What runs the kernels, in words. */
@@ -83,12 +86,13 @@ export async function loadCompiled(url: string | URL, opts: LoadOptions = {}): P
   };
   const common = { plan, crossOriginIsolated: isolated, inputs: { image: plan.image.shape }, imagesToInput };
 
-  if (backend === 'gl') {
-    const gl = await GlExecutor.create(plan, base, weights);
+  const mode = GPUJS_MODES[backend];
+  if (mode) {
+    const gpu = await GpujsExecutor.create(plan, base, weights, mode);
     return {
-      ...common, backend: 'gl', threads: 1, device: gl.device, loadMs: browser.performance.now() - t0,
-      run: async ({ image }) => { checkImage(image); return { logits: gl.run(image) }; },
-      close: () => gl.close(),
+      ...common, backend: backend as WebBackend, threads: 1, device: gpu.device, loadMs: browser.performance.now() - t0,
+      run: async ({ image }) => { checkImage(image); return { logits: await gpu.run(image) }; },
+      close: () => gpu.close(),
     };
   }
 

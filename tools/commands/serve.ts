@@ -73,7 +73,7 @@ export const serveCommand: Command = {
     const isolate = values['no-isolation'] !== true;
     const host = typeof values.host === 'string' ? values.host : '127.0.0.1';
     const server = await serveStatic(dir, { port, host, isolate }).catch((e: Error) => { throw new UserError(`cannot listen on ${host}:${port}: ${e.message}`); });
-    console.log(`serving ${path.resolve(dir)} at ${server.url} (${isolate ? 'cross-origin isolated: the wasm backend runs threads' : 'not isolated: the wasm backend runs one thread'}); ?backend=gl for gpu.js on WebGL2; Ctrl-C stops`);
+    console.log(`serving ${path.resolve(dir)} at ${server.url} (${isolate ? 'cross-origin isolated: the wasm backend runs threads' : 'not isolated: the wasm backend runs one thread'}); ?backend=gl or ?backend=webgpu for gpu.js on WebGL2 or WebGPU; Ctrl-C stops`);
     await new Promise<void>((resolve) => {
       const stop = (): void => { void server.close().then(resolve); };
       process.once('SIGINT', stop);
