@@ -40,6 +40,19 @@ describe('the C schedule', () => {
     expect(c).toMatch(/a2 < 64; a2 \+= 64/);
     expect(c).toMatch(/a1 < 12; a1 \+= 4/);
   });
+  it('1x1 conv on a 7x7 map: the 49 pixels are one lane axis, read as contiguous vectors (h * 7 + w is p again)', () => {
+    const c = cKernel({ x: [2, 24, 7, 7], w: [12, 8, 1, 1] }, (t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
+    expect(c).toMatch(/a2 < 48; a2 \+= 16/);
+    expect(c).not.toMatch(/\(\(vf16\)\{[^}]*,/);
+    expect(c).toContain('vfu16');
+  });
+  it('a 44-wide row (too wide to merge) ends in 8- and 4-lane vectors, not 12 scalar steps', () => {
+    const c = cKernel({ x: [2, 24, 3, 44], w: [12, 8, 1, 1] }, (t) => ops.conv2d(t.x!, t.w!, { groups: 3 }));
+    expect(c).toMatch(/a3 = 0; a3 < 32; a3 \+= 16/);
+    expect(c).toMatch(/a3 = 32; a3 < 40; a3 \+= 8/);
+    expect(c).toMatch(/a3 = 40; a3 < 44; a3 \+= 4/);
+    expect(c).not.toMatch(/a3 \+= 1\)/);
+  });
   it('the machine width bounds the lanes: 8 with AVX2, 4 without', () => {
     const conv = (lanes: number): string => cKernel({ x: [2, 24, 8, 8], w: [12, 8, 1, 1] }, (t) => ops.conv2d(t.x!, t.w!, { groups: 3 }), lanes);
     expect(conv(8)).toContain('vfu8');

@@ -77,6 +77,24 @@ function floorDivForm(l: Lin, d: number, kind: 'idiv' | 'mod'): Lin {
   return fromAtom({ kind, of: l, d });
 }
 
+/**
+ * The form with every pair d * k * (X // d) + k * (X % d) replaced by k * X (floor division's identity): a read of
+ * [h, w] = [p // W, p % W] at h * W + w addresses p itself, so lanes along a merged plane stay contiguous.
+ */
+export function recombineDivMod(l: Lin): Lin {
+  let out = l;
+  for (const t of l.terms) {
+    if (t.atom.kind !== 'mod') continue;
+    const { of, d } = t.atom;
+    const quotient = out.terms.find((q) => q.atom.kind === 'idiv' && q.atom.d === d && linKey(q.atom.of) === linKey(of) && q.coef === d * t.coef);
+    const remainder = out.terms.find((r) => r.key === t.key);
+    if (!quotient || !remainder) continue;
+    const rest: Lin = { terms: out.terms.filter((x) => x !== quotient && x !== remainder), c: out.c };
+    out = linAdd(rest, linScale(of, t.coef));
+  }
+  return out;
+}
+
 /** Smallest and largest value of a form. */
 export function linRange(l: Lin): { lo: number; hi: number } {
   let lo = l.c;

@@ -21,7 +21,7 @@ import { rangeOf } from '../ir/simplify';
 import type { LoweredKernel } from './lower';
 import { stridesOf } from './printer';
 import {
-  isIntegerExpr, tryLinOf, linAdd, linConst, linKey, linLevel, linOf, linRange, linScale, linVar, termsKey, atomLevel,
+  isIntegerExpr, recombineDivMod, tryLinOf, linAdd, linConst, linKey, linLevel, linOf, linRange, linScale, linVar, termsKey, atomLevel,
   type Atom, type IndexEnv, type Lin, type LoopVar,
 } from './affine';
 
@@ -200,7 +200,7 @@ class VectorPrinter {
   /** Compute `code` once, in the outermost loop where everything it uses is defined; returns a read of it. */
   private bind(code: string, type: ValueType, level: number): string {
     if (this.s.isSimple(code)) return code;
-    const key = `${type}${code}`;
+    const key = `${type}${this.W}${code}`;
     for (const b of this.blocks) { const hit = b.cache.get(key); if (hit) return this.s.get(hit); }
     const name = this.local(type);
     const block = level === INLINE ? this.current : this.blocks[level]!;
@@ -283,7 +283,8 @@ class VectorPrinter {
   private read(e: Extract<Expr, { k: 'read' }>, copy: Copy): Val {
     const strides = stridesOf(this.k.inputs[e.input]!.layout.shape);
     const base = this.at.inputs[e.input]!;
-    const addrs = copy.lanes.map((env) => e.index.reduce((acc, ix, d) => linAdd(acc, linScale(linOf(ix, env), 4 * strides[d]!)), linConst(base)));
+    const address = (env: IndexEnv): Lin => e.index.reduce((acc, ix, d) => linAdd(acc, linScale(linOf(ix, env), 4 * strides[d]!)), linConst(base));
+    const addrs = copy.lanes.map((env) => (this.target.mergePlanes ? recombineDivMod(address(env)) : address(env)));
     const load = (l: Lin, vec: boolean): Val => {
       const { code, c } = this.linCode(l);
       const text = this.s.load(code, c, linRange({ terms: l.terms, c: 0 }).lo >= 0, vec);
@@ -551,16 +552,31 @@ class VectorPrinter {
       const width = shape[laneAxis]!;
       const chunk = W * unroll;
       const vectorEnd = Math.floor(width / chunk) * chunk;
-      // Full vectors of the lane axis, then the remaining elements one by one.
+      // Full vectors of the lane axis, then narrower vectors where the target has them (a 28-wide row: 16 + 8 + 4
+      // lanes), then the remaining elements one by one.
       this.openLoop();
       const xv = loopVar(laneAxis, chunk, vectorEnd - chunk);
       emitBody(blocks.flatMap((j) => Array.from({ length: unroll }, (_, u) => ({ lanes: Array.from({ length: W }, (_, l) => envFor(xv, u * W + l, j)) }))));
       this.closeLoop(xv.name, 0, vectorEnd, chunk);
-      if (vectorEnd < width) {
+      let done = vectorEnd;
+      for (const w of this.target.widths.filter((x) => x < W && width - vectorEnd >= x)) {
+        if (width - done < w) continue;
+        this.W = w;
+        this.s = this.target.syntax(w);
+        this.openLoop();
+        const xw = loopVar(laneAxis, w, done);
+        emitBody(blocks.map((j) => ({ lanes: Array.from({ length: w }, (_, l) => envFor(xw, l, j)) })));
+        this.closeLoop(xw.name, done, done + w, w);
+        done += w;
+      }
+      this.W = W;
+      this.s = this.target.syntax(W);
+      const vectorEndAll = done;
+      if (vectorEndAll < width) {
         this.openLoop();
         const xs = loopVar(laneAxis, 1, width - 1);
         emitBody(blocks.map((j) => ({ lanes: [envFor(xs, 0, j)] })));
-        this.closeLoop(xs.name, vectorEnd, width, 1);
+        this.closeLoop(xs.name, vectorEndAll, width, 1);
       }
     } else {
       emitBody(Array.from({ length: outer }, (_, o) => blocks.map((j) => ({ lanes: [envFor(undefined, 0, j, o)] }))).flat());

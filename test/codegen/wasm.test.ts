@@ -6,7 +6,7 @@ import { trace } from '../../src/ir/trace';
 import * as ops from '../../src/ir/ops';
 import type { Graph, Tensor } from '../../src/ir/graph';
 import { lowerGraph } from '../../src/codegen/lower';
-import { linConst, linKey, linOf, linVar, termsKey, type IndexEnv, type LoopVar } from '../../src/codegen/affine';
+import { linConst, linKey, linOf, linVar, recombineDivMod, termsKey, type IndexEnv, type LoopVar } from '../../src/codegen/affine';
 import { printWasmKernel, readReach } from '../../src/codegen/wasm';
 import { assembleWat } from '../../src/codegen/assemble';
 import { WasmExecutor } from '../../src/backends/wasm/executor';
@@ -129,5 +129,16 @@ describe('assembly and execution', () => {
   it('a kernel big enough to split runs on two threads and equals the reference', () => {
     const g = trace({ params: {}, inputs: { x: [8, 24, 16, 16], w: [24, 8, 1, 1] } }, (_p, t) => ops.relu(ops.conv2d(t.x!, t.w!, { groups: 3 })));
     expectReference(g, 2, 3, 1e-5, (splits) => expect(splits.some((s) => s.chunk < s.hi)).toBe(true));
+  });
+});
+
+describe('recombining floor division', () => {
+  it('7 * (p // 7) + (p % 7) is p; other multiples are left alone', () => {
+    const p = loopVar('p', 16, 48);
+    const env = envWith([(k) => linVar(p, k)], 3);
+    const x = linOf(bin('add', bin('mul', bin('idiv', axis(0), cst(7)), cst(7)), bin('mod', axis(0), cst(7))), env);
+    expect(linKey(recombineDivMod(x))).toBe(linKey(linVar(p, 3)));
+    const y = linOf(bin('add', bin('mul', bin('idiv', axis(0), cst(7)), cst(8)), bin('mod', axis(0), cst(7))), env);
+    expect(linKey(recombineDivMod(y))).toBe(linKey(y));
   });
 });
