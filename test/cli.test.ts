@@ -105,7 +105,7 @@ describe('tsc-nn compile', () => {
   it('unknown flags, modes and model options list the valid values', () => {
     expect(cli('compile', 'examples/small-convnet.ts', '--emit', 'asm').stderr).toMatch(/--emit must be one of all, ir, kernels/);
     expect(cli('compile', 'examples/small-convnet.ts', '--colour', 'red').stderr).toMatch(/unknown option --colour for model small-convnet: valid options are --width, --classes, --resolution/);
-    expect(cli('check-op', 'examples/hard-swish.ts', '--backend', 'tpu').stderr).toMatch(/unknown backend "tpu": choose one of auto, wasm, js, cpu, webasm, gl, webgpu/);
+    expect(cli('check-op', 'examples/hard-swish.ts', '--backend', 'tpu').stderr).toMatch(/unknown backend "tpu": choose one of auto, native, wasm, js, cpu, webasm, gl, webgpu/);
     expect(cli('frobnicate').stderr).toMatch(/unknown command "frobnicate": valid commands are compile, train, eval, predict, check-op, bench/);
     expect(cli('check-op', 'examples/hard-swish.ts', '--bogus', '1').stderr).toMatch(/unknown flag --bogus for check-op: valid flags are --runs, --seed, --backend, --json/);
   });
