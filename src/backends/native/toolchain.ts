@@ -26,6 +26,9 @@ static void *count(void *x) { atomic_fetch_add(&calls, 1); return x; }
 int probe(void) { pthread_t t; pthread_create(&t, 0, count, 0); return pthread_join(t, 0); }
 typedef float v4 __attribute__((vector_size(16)));
 v4 twice(v4 a) { return a + a; }
+/* The library calls Node-API functions that only the node binary defines: linking must leave them to load time. */
+extern int napi_get_value_int32(void *, void *, int *);
+int from_node(void) { int x = 0; return napi_get_value_int32(0, 0, &x); }
 `;
 
 let found: Toolchain | { error: string } | undefined;
@@ -44,11 +47,13 @@ function probe(): Toolchain | { error: string } {
     const src = path.join(dir, 'probe.c');
     fs.writeFileSync(src, PROBE_SOURCE);
     const builds = (flags: readonly string[]): boolean => run(cc, [...BASE_FLAGS, ...flags, src, '-o', path.join(dir, 'probe.so')]).ok;
-    const march = builds(['-march=native']) ? ['-march=native'] : [];
+    // macOS's linker rejects undefined symbols in a shared library unless told that the host process defines them.
+    const host = process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : [];
+    const march = builds([...host, '-march=native']) ? ['-march=native'] : [];
     // TSC_NN_CFLAGS: extra flags after tsc-nn's (e.g. -O2, or -march=x86-64-v3 to build for other machines).
     const extra = (process.env.TSC_NN_CFLAGS ?? '').split(/\s+/).filter(Boolean);
-    const flags = [...BASE_FLAGS, ...march, ...extra];
-    if (!builds([...march, ...extra])) return { error: `${cc} cannot build a shared library with ${flags.join(' ')} (it needs C11 atomics, pthreads and vector extensions: GCC or Clang)` };
+    const flags = [...BASE_FLAGS, ...host, ...march, ...extra];
+    if (!builds([...host, ...march, ...extra])) return { error: `${cc} cannot build a shared library with ${flags.join(' ')} (it needs C11 atomics, pthreads and vector extensions: GCC or Clang)` };
     const macros = run(cc, [...march, '-dM', '-E', '-x', 'c', '-'], '').out;
     const maxLanes = /__AVX512F__/.test(macros) ? 16 : /__AVX2__|__AVX__/.test(macros) ? 8 : 4;
     return { cc, version: version.out.split('\n')[0]!.trim(), flags, maxLanes };
@@ -65,7 +70,7 @@ export function toolchain(): Toolchain | { error: string } {
 
 /** Build C files into the shared library `out`: each compiled to an object file, all at once, then linked. */
 export function buildLibrary(tc: Toolchain, sources: readonly string[], out: string): void {
-  const compileFlags = tc.flags.filter((f) => f !== '-shared');
+  const compileFlags = tc.flags.filter((f, i, all) => f !== '-shared' && f !== '-undefined' && all[i - 1] !== '-undefined');
   const objects = sources.map((src) => src.replace(/\.c$/, '.o'));
   const quote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
   // One shell starts every compiler and waits for each (the cores compile the files in parallel).
