@@ -1,9 +1,9 @@
-// What tsc-nn's two CPU executors (wasm, js) share: every tensor at a fixed place of one arena laid out by the
+// What tsc-nn's CPU executors (native, wasm, js) share: every tensor at a fixed place of one arena laid out by the
 // memory plan (every kernel output where the plan puts it, then each source at its own place), feeding and reading
 // it, and running each kernel, shared in chunks with a helper thread when it is worth a handoff.
 import { isSource, sizeOf, type Graph } from '../ir/graph';
 import type { LoweredKernel } from '../codegen/lower';
-import { planMemory } from '../passes/memory-plan';
+import { planMemory, PLAN_ALIGN_BYTES } from '../passes/memory-plan';
 import { readReach } from '../codegen/vector-printer';
 import { checkedFeeds, collectOutputs } from './feeds';
 import type { HelperThread } from './helper-thread';
@@ -22,7 +22,7 @@ export interface ArenaLayout {
 
 /**
  * Offsets (in floats) of every node: compute nodes where the memory plan puts them, after `guard` leading floats
- * (a multiple of 4); then each source at a multiple of `align` floats; then `guard` floats.
+ * (a multiple of `align`); then each source at a multiple of `align` floats; then `guard` floats.
  */
 export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
   const plan = planMemory(graph);
@@ -35,13 +35,16 @@ export function layoutArena(graph: Graph, guard = 0, align = 1): ArenaLayout {
   return { place, floats: offset + guard };
 }
 
+/** Floats in a cache line: the vector targets start every tensor on one (see PLAN_ALIGN_BYTES). */
+export const LINE_FLOATS = PLAN_ALIGN_BYTES / 4;
+
 /**
- * The layout of the vector targets (wasm, native): tensors 16-byte aligned between guard bands as wide as the
+ * The layout of the vector targets (wasm, native): tensors cache-line aligned between guard bands as wide as the
  * farthest speculative read of any kernel (codegen/vector-printer.ts), plus one vector.
  */
 export function guardedLayout(graph: Graph, kernels: readonly LoweredKernel[]): ArenaLayout {
   const reach = kernels.reduce((m, k) => { const r = readReach(k); return Math.max(m, r.below, r.above); }, 0);
-  return layoutArena(graph, Math.ceil((reach + 16) / 4) * 4, 4);
+  return layoutArena(graph, Math.ceil((reach + 16) / LINE_FLOATS) * LINE_FLOATS, LINE_FLOATS);
 }
 
 /** Chunks per split kernel: enough for the faster thread to take more of them, few enough to cost nothing. */

@@ -79,6 +79,7 @@ function cSyntax(W: number): VectorSyntax {
     fcmp: (op, a, b) => `(${a} ${infix[op]} ${b})`,
     mlogic: (op, a, b) => `(${a} ${op === 'and' ? '&' : '|'} ${b})`,
     hreduce: (kind, v) => `h${kind}${W}(${v})`,
+    lane: (v, i) => `${v}[${i}]`,
     // noipa: each kernel is compiled on its own. Interprocedural analysis over the driver and the Node-API entry
     // point dropped a kernel called from kernel(arena, i, lo, hi) (GCC 12, -O3): kernels gain nothing from it.
     func: (name, declarations, body) => [`${KERNEL_ATTRIBUTES} void ${name}(char *restrict M, int lo, int hi) {`, ...declarations, ...body, '}'].join('\n'),
@@ -127,6 +128,7 @@ typedef napi_value (*napi_callback)(napi_env, napi_callback_info);
 extern napi_status napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *, napi_value *, void **);
 extern napi_status napi_get_typedarray_info(napi_env, napi_value, int *, size_t *, void **, napi_value *, size_t *);
 extern napi_status napi_get_value_int32(napi_env, napi_value, int32_t *);
+extern napi_status napi_create_int32(napi_env, int32_t, napi_value *);
 extern napi_status napi_create_function(napi_env, const char *, size_t, napi_callback, void *, napi_value *);
 extern napi_status napi_set_named_property(napi_env, napi_value, const char *, napi_value);
 
@@ -148,6 +150,15 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   return 0;
 }
 
+/* skew(arena): floats from the arena's start to the next 64-byte boundary (the memory plan aligns to it). */
+static napi_value js_skew(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  napi_get_cb_info(env, info, &argc, argv, 0, 0);
+  napi_create_int32(env, (int32_t)((64 - (uintptr_t)arena_of(env, argv[0]) % 64) % 64 / 4), &result);
+  return result;
+}
+
 /* kernel(arena, index, lo, hi): rows [lo, hi) of one kernel on this thread. */
 static napi_value js_kernel(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -165,6 +176,8 @@ __attribute__((visibility("default"))) napi_value napi_register_module_v1(napi_e
   napi_value f;
   napi_create_function(env, "run", 3, js_run, 0, &f);
   napi_set_named_property(env, exports, "run", f);
+  napi_create_function(env, "skew", 4, js_skew, 0, &f);
+  napi_set_named_property(env, exports, "skew", f);
   napi_create_function(env, "kernel", 6, js_kernel, 0, &f);
   napi_set_named_property(env, exports, "kernel", f);
   return exports;

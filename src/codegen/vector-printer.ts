@@ -104,6 +104,8 @@ export interface VectorSyntax {
   mlogic(op: 'and' | 'or', a: string, b: string, vec: boolean): string;
   /** The sum or maximum of a vector's lanes. */
   hreduce(kind: 'sum' | 'max', v: string): string;
+  /** Lane `i` of a vector (`v` is a bound local). */
+  lane(v: string, i: number): string;
   /** The whole kernel function. */
   func(name: string, declarations: readonly string[], body: readonly string[]): string;
 }
@@ -479,6 +481,10 @@ class VectorPrinter {
       if (rows && i === vars.length - 1) this.current.body.push(...accs.map((a) => this.s.set(a.acc, this.s.arith(op, this.s.get(a.acc), this.s.get(a.row), a.vec))));
     }
     if (!laned) return accs.map((a) => ({ code: this.s.get(a.acc), vec: a.vec, level: INLINE }));
+    const group = Math.min(W, copies.length);
+    if (chains === 1 && group > 1 && copies.length % group === 0 && (group & (group - 1)) === 0) {
+      return this.laneTotals(op, accs.map((a) => this.s.get(a.acc)), group);
+    }
     // Each copy's chains, then the lanes of the vectorised reduction variable: combine them into one value.
     return copies.map((_, c) => {
       const [first, ...others] = accs.filter((_, i) => i % copies.length === c);
@@ -486,6 +492,48 @@ class VectorPrinter {
       const total = others.length ? this.bind(chained, 'fvec', INLINE) : chained;
       return this.bindVal({ code: this.s.hreduce(e.kind, total), vec: false, level: INLINE });
     });
+  }
+
+  /**
+   * The lane sums (or maxima) of several accumulators at once, `group` of them per vector: pairs of vectors are
+   * folded into one by two shuffles and an add until one vector holds every accumulator's partial sums side by side,
+   * each then folded onto its first lane. W - 1 vector adds and 2(W - 1) shuffles for W accumulators, where summing
+   * each alone takes W - 1 scalar adds and W lane extractions.
+   */
+  private laneTotals(op: ArithOp, accs: readonly string[], group: number): Val[] {
+    const W = this.W;
+    const combine = (x: string, y: string, [a, b]: readonly (readonly number[])[]): string =>
+      this.bind(this.s.arith(op, this.s.shuffle(x, y, a!), this.s.shuffle(x, y, b!), true), 'fvec', INLINE);
+    const totals: Val[] = [];
+    for (let g = 0; g < accs.length; g += group) {
+      // Invariant: each vector is `segments` runs of `seg` lanes, run t holding partial sums of one accumulator.
+      let level = accs.slice(g, g + group);
+      let seg = W;
+      let segments = 1;
+      while (level.length > 1) {
+        const half = seg / 2;
+        // Lane l of the result: run t = l / half takes its part from x (t < segments) or y, in two halves summed.
+        const pick = (d: number): number[] => Array.from({ length: W }, (_, l) => {
+          const t = Math.floor(l / half);
+          return (t < segments ? t * seg : W + (t - segments) * seg) + (l % half) + d;
+        });
+        const next: string[] = [];
+        for (let i = 0; i < level.length; i += 2) next.push(combine(level[i]!, level[i + 1]!, [pick(0), pick(half)]));
+        level = next;
+        seg = half;
+        segments *= 2;
+      }
+      // Fewer accumulators than lanes: fold each run onto its first lane.
+      const run = seg;
+      let v = level[0]!;
+      for (let width = run; width > 1; width /= 2) {
+        const half = width / 2;
+        const folded = this.s.shuffle(v, v, Array.from({ length: W }, (_, l) => (l % width < half ? l + half : l)));
+        v = this.bind(this.s.arith(op, v, folded, true), 'fvec', INLINE);
+      }
+      for (let t = 0; t < group; t++) totals.push(this.bindVal({ code: this.s.lane(v, t * run), vec: false, level: INLINE }));
+    }
+    return totals;
   }
 
   // ---- the kernel ----

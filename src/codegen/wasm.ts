@@ -86,6 +86,7 @@ function watSyntax(target: WasmTarget): VectorSyntax {
       const lane = (i: number): string => `(f32x4.extract_lane ${i} ${v})`;
       return `(${op} (${op} ${lane(0)} ${lane(1)}) (${op} ${lane(2)} ${lane(3)}))`;
     },
+    lane: (v, i) => `(f32x4.extract_lane ${i} ${v})`,
     func: (name, declarations, body) => [`(func $${name} (export "${name}") (param $lo i32) (param $hi i32)`, ...declarations, ...body, ')'].join('\n'),
   };
 }

@@ -18,8 +18,11 @@ export interface MemoryPlan {
 }
 
 const BYTES = 4;
-/** Every offset is a multiple of 16 bytes: one WebAssembly SIMD vector. */
-export const PLAN_ALIGN_BYTES = 16;
+/**
+ * Every offset is a multiple of 64 bytes: a cache line and one AVX-512 vector. A vector load that straddles two
+ * lines costs two; with 16-byte offsets the native target's 1x1 weight gradients ran at 48 GFLOP/s instead of 86.
+ */
+export const PLAN_ALIGN_BYTES = 64;
 
 interface Lifetime { readonly node: number; readonly bytes: number; readonly from: number; readonly to: number }
 

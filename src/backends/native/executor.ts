@@ -10,13 +10,15 @@ import * as path from 'node:path';
 import type { Graph } from '../../ir/graph';
 import { lowerGraph } from '../../codegen/lower';
 import { cProgram, printCKernel } from '../../codegen/c';
-import { ArenaExecutor, guardedLayout, splitKernels } from '../arena';
+import { ArenaExecutor, guardedLayout, LINE_FLOATS, splitKernels } from '../arena';
 import type { ExecutorOptions, Split } from '../types';
 import { cacheDir, compilerVersion } from '../../platform/cache';
 import { buildLibrary, type Toolchain } from './toolchain';
 
 interface KernelLibrary {
   run(arena: Float32Array, threads: number): void;
+  /** Floats to skip from the start of `arena` to reach a cache-line boundary. */
+  skew(arena: Float32Array): number;
   kernel(arena: Float32Array, index: number, lo: number, hi: number): void;
 }
 
@@ -36,7 +38,6 @@ export class NativeExecutor extends ArenaExecutor {
   constructor(graph: Graph, private readonly threads: number, toolchain: Toolchain, opts: ExecutorOptions = {}) {
     const kernels = lowerGraph(graph);
     super(graph, kernels, guardedLayout(graph, kernels), opts);
-    this.floats = new Float32Array(this.layout.floats);
     const at = (id: number): number => 4 * this.layout.place.get(id)!.offset;
     const printed = kernels.map((k) => printCKernel(k, { out: at(k.node), inputs: k.inputs.map((i) => at(i.node)) }, toolchain));
     const runs = splitKernels(kernels, printed.map((s) => s.splitExtent), threads, printed.map((s) => s.splitAlign)).map((s) => ({ chunk: s.chunk, rows: s.hi }));
@@ -66,6 +67,10 @@ export class NativeExecutor extends ArenaExecutor {
       }
     }
     this.library = loadLibrary(file);
+    // The layout aligns tensors to cache lines relative to the arena's start; JavaScript only promises 8 bytes.
+    const raw = new Float32Array(this.layout.floats + LINE_FLOATS - 1);
+    const skew = this.library.skew(raw);
+    this.floats = raw.subarray(skew, skew + this.layout.floats);
   }
 
   override runKernels(): void {
