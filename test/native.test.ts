@@ -12,6 +12,7 @@ import { lowerGraph } from '../src/codegen/lower';
 import { printCKernel } from '../src/codegen/c';
 import { availableBackends, createBackend, createExecutor } from '../src/backends/registry';
 import { toolchain } from '../src/backends/native/toolchain';
+import type { NativeExecutor } from '../src/backends/native/executor';
 import { shufflenet } from '../src/models/shufflenet';
 import { compilePrograms } from '../src/api/programs';
 import { initParams } from '../src/runtime/init';
@@ -98,6 +99,26 @@ describe.skipIf(!hasNative)('the native backend', () => {
   // float64 sum there (measured 3.3e-9 and 3.6e-9) but not from each other, and that difference reaches the BN
   // parameters; the losses and the parameters as a whole agree (measured after 4 steps: losses 4.3e-4 apart relative,
   // parameters 1.8e-4). Against float64, native is as close as wasm (shufflenet.test.ts).
+  it('times each kernel inside whole runs (kernel-profile --in-step): one mean per kernel, within the runs\' wall time', () => {
+    const g = trace({ params: {}, inputs: { x: [8, 32, 16, 16], w: [32, 32, 3, 3] } }, (_p, t) => ops.relu(ops.conv2d(t.x!, t.w!, { padding: 1 })));
+    const executor = createExecutor(g, createBackend('native')) as NativeExecutor;
+    try {
+      executor.run(randomFeeds(g, 4));
+      const start = performance.now();
+      const times = executor.timeKernelsInRuns(5);
+      const wallPerRun = (performance.now() - start) / 5;
+      expect(times).toHaveLength(executor.kernels.length);
+      const conv = executor.kernels.findIndex((k) => k.ops.includes('conv2d'));
+      const relu = executor.kernels.findIndex((k) => k.ops.join() === 'relu');
+      // 18.9 M multiply-adds against 65,536 comparisons: the convolution takes most of a run.
+      expect(times[conv]!).toBeGreaterThan(times[relu]!);
+      expect(times[relu]!).toBeGreaterThan(0);
+      expect(times.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(wallPerRun);
+    } finally {
+      executor.close();
+    }
+  });
+
   it('ShuffleNet 0.5x trains step by step as on wasm: losses and all parameters after 4 steps agree within float32 rounding', async () => {
     const config = shufflenet.configure!({ size: '0.5x', group: 3 });
     const batch = 8;

@@ -159,6 +159,17 @@ static napi_value js_skew(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* profile(times): add each kernel's milliseconds in later runs to times[k] (a Float64Array); an empty one stops. */
+static napi_value js_profile(napi_env env, napi_callback_info info) {
+  size_t argc = 1, length = 0;
+  napi_value argv[1];
+  void *data = 0;
+  napi_get_cb_info(env, info, &argc, argv, 0, 0);
+  napi_get_typedarray_info(env, argv[0], 0, &length, &data, 0, 0);
+  profile_ms = length >= KERNELS ? (double *)data : 0;
+  return 0;
+}
+
 /* kernel(arena, index, lo, hi): rows [lo, hi) of one kernel on this thread. */
 static napi_value js_kernel(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -178,6 +189,8 @@ __attribute__((visibility("default"))) napi_value napi_register_module_v1(napi_e
   napi_set_named_property(env, exports, "run", f);
   napi_create_function(env, "skew", 4, js_skew, 0, &f);
   napi_set_named_property(env, exports, "skew", f);
+  napi_create_function(env, "profile", 7, js_profile, 0, &f);
+  napi_set_named_property(env, exports, "profile", f);
   napi_create_function(env, "kernel", 6, js_kernel, 0, &f);
   napi_set_named_property(env, exports, "kernel", f);
   return exports;
@@ -194,6 +207,7 @@ export interface CKernelRun { readonly chunk: number; readonly rows: number }
 const THREAD_POOL = `
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -260,6 +274,15 @@ static void run_split(int k, char *M) {
   }
 }
 
+/* Milliseconds each kernel took inside runs, added up while profiling (profile() sets it). */
+static double *profile_ms;
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
 /* Every kernel in order; split kernels shared with threads - 1 helpers (started on the first call). */
 static void tsc_run(char *M, int threads) {
   for (; helpers < threads - 1; helpers++) {
@@ -268,8 +291,10 @@ static void tsc_run(char *M, int threads) {
     pthread_detach(t);
   }
   for (int k = 0; k < KERNELS; k++) {
+    const double start = profile_ms ? now_ms() : 0;
     if (chunks[k] < rows[k] && helpers > 0) run_split(k, M);
     else kernels[k](M, 0, rows[k]);
+    if (profile_ms) profile_ms[k] += now_ms() - start;
   }
 }
 `;

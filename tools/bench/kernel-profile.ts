@@ -1,7 +1,8 @@
 // Where a ShuffleNet step spends its time on tsc-nn's CPU backends (native, wasm): every kernel timed alone on one
-// thread (its inputs are whatever the previous full runs left in the arena), grouped by phase and fused-op
+// thread (its inputs are whatever the previous full runs left in the arena), or with --in-step (native) inside whole
+// steps on TSC_NN_THREADS threads (default 2) with the caches as the step leaves them, grouped by phase and fused-op
 // signature, with achieved GFLOP/s. Usage:
-//   node dist/tools/bench/kernel-profile.js [--backend native|wasm] [--size 0.5x] [--mode train|infer] [--batch 64] [--reps 3] [--top 25] [--json]
+//   node dist/tools/bench/kernel-profile.js [--backend native|wasm] [--size 0.5x] [--mode train|infer] [--batch 64] [--reps 3] [--top 25] [--in-step] [--json]
 import { parseArgs } from 'node:util';
 import { shufflenet, SIZES, type Size } from '../../src/models/shufflenet';
 import { compilePrograms } from '../../src/api/programs';
@@ -10,13 +11,14 @@ import { uniform } from '../../src/runtime/random';
 import { sizeOf } from '../../src/ir/graph';
 import { createBackend, createExecutor } from '../../src/backends/registry';
 import type { ArenaExecutor } from '../../src/backends/arena';
+import type { NativeExecutor } from '../../src/backends/native/executor';
 import { oneOf, positiveInt } from '../commands/common';
 
 export interface KernelGroup { readonly phase: string; readonly ops: string; readonly kernels: number; readonly ms: number; readonly share: number; readonly gflops: number }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { backend: { type: 'string' }, size: { type: 'string' }, mode: { type: 'string' }, batch: { type: 'string' }, reps: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } },
+    options: { backend: { type: 'string' }, size: { type: 'string' }, mode: { type: 'string' }, batch: { type: 'string' }, reps: { type: 'string' }, top: { type: 'string' }, 'in-step': { type: 'boolean' }, json: { type: 'boolean' } },
   });
   const backendName = oneOf('backend', values.backend, ['native', 'wasm'] as const, 'wasm');
   const size = oneOf('size', values.size, SIZES, '0.5x' as Size);
@@ -24,6 +26,8 @@ async function main(): Promise<void> {
   const batch = positiveInt('batch', values.batch, 64);
   const reps = positiveInt('reps', values.reps, 3);
   const top = positiveInt('top', values.top, 25);
+  const inStep = values['in-step'] === true;
+  if (inStep && backendName !== 'native') throw new Error('--in-step times kernels inside the native library\'s runs: use it with --backend native');
   const config = shufflenet.configure!({ size, group: 3, stem: 'cifar' });
   const program = await compilePrograms(shufflenet, config, mode, batch);
   const params = initParams(shufflenet.params(config), 1);
@@ -31,11 +35,13 @@ async function main(): Promise<void> {
   program.graph.sources().forEach((n, i) => { feeds[n.name!] = params.get(n.name!) ?? uniform(sizeOf(n.shape), i + 1); });
   if (feeds.label) feeds.label = feeds.label.map((_, i) => i % config.classes);
   if (feeds.lr) feeds.lr = new Float32Array([0.01]);
-  const executor = createExecutor(program.graph, { ...createBackend(backendName), threads: 1 }) as ArenaExecutor;
+  const backend = createBackend(backendName);
+  const threads = inStep ? backend.threads : 1;
+  const executor = createExecutor(program.graph, { ...backend, threads }) as ArenaExecutor;
   try {
     for (let i = 0; i < 2; i++) executor.run(feeds);
-    const times = new Float64Array(executor.kernels.length);
-    for (let r = 0; r < reps; r++) {
+    const times = inStep ? (executor as NativeExecutor).timeKernelsInRuns(reps) : new Float64Array(executor.kernels.length);
+    for (let r = 0; r < (inStep ? 0 : reps); r++) {
       executor.kernels.forEach((_, i) => { const t = performance.now(); executor.runKernelAlone(i); times[i] += (performance.now() - t) / reps; });
     }
     const total = times.reduce((a, b) => a + b, 0);
@@ -50,10 +56,10 @@ async function main(): Promise<void> {
     const rows: KernelGroup[] = [...groups.values()].sort((a, b) => b.ms - a.ms).slice(0, top)
       .map((g) => ({ phase: g.phase, ops: g.ops, kernels: g.kernels, ms: g.ms, share: g.ms / total, gflops: (2 * g.macs) / (g.ms * 1e6) }));
     if (values.json) {
-      console.log(JSON.stringify({ model: `shufflenet ${size} g3 cifar`, backend: backendName, mode, batch, threads: 1, kernels: executor.kernels.length, totalMs: total, groups: rows }));
+      console.log(JSON.stringify({ model: `shufflenet ${size} g3 cifar`, backend: backendName, mode, batch, threads, inStep, kernels: executor.kernels.length, totalMs: total, groups: rows }));
       return;
     }
-    console.log(`shufflenet ${size} g3, ${mode}, batch ${batch} on ${backendName}: ${executor.kernels.length} kernels, ${total.toFixed(1)} ms on one thread (each kernel alone)`);
+    console.log(`shufflenet ${size} g3, ${mode}, batch ${batch} on ${backendName}: ${executor.kernels.length} kernels, ${total.toFixed(1)} ms ${inStep ? `inside whole steps on ${threads} thread${threads > 1 ? 's' : ''}` : 'on one thread (each kernel alone)'}`);
     console.log('     ms  share  kernels  GFLOP/s  phase      kernel');
     for (const g of rows) {
       console.log(`${g.ms.toFixed(1).padStart(7)}  ${(100 * g.share).toFixed(1).padStart(4)}%  ${String(g.kernels).padStart(7)}  ${g.gflops.toFixed(1).padStart(7)}  ${g.phase.padEnd(9)}  ${g.ops}`);

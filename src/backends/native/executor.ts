@@ -19,6 +19,8 @@ interface KernelLibrary {
   run(arena: Float32Array, threads: number): void;
   /** Floats to skip from the start of `arena` to reach a cache-line boundary. */
   skew(arena: Float32Array): number;
+  /** Add each kernel's milliseconds in later runs to `times` (one per kernel); an empty array stops. */
+  profile(times: Float64Array): void;
   kernel(arena: Float32Array, index: number, lo: number, hi: number): void;
 }
 
@@ -76,6 +78,18 @@ export class NativeExecutor extends ArenaExecutor {
   override runKernels(): void {
     if (this.opts.poison) super.runKernels();
     else this.library.run(this.floats, this.threads);
+  }
+
+  /** Each kernel's mean milliseconds inside `runs` whole runs on this executor's threads (caches as a step leaves them). */
+  timeKernelsInRuns(runs: number): Float64Array {
+    const times = new Float64Array(this.kernels.length);
+    this.library.profile(times);
+    try {
+      for (let r = 0; r < runs; r++) this.runKernels();
+    } finally {
+      this.library.profile(new Float64Array(0));
+    }
+    return times.map((t) => t / runs);
   }
 
   protected call(i: number, lo: number, hi: number): void {
