@@ -14,7 +14,8 @@ import type { ArenaExecutor } from '../../src/backends/arena';
 import type { NativeExecutor } from '../../src/backends/native/executor';
 import { oneOf, positiveInt } from '../commands/common';
 
-export interface KernelGroup { readonly phase: string; readonly ops: string; readonly kernels: number; readonly ms: number; readonly share: number; readonly gflops: number }
+/** gbps: the bytes each kernel must move at least (its inputs read once, its output written once) per second. */
+export interface KernelGroup { readonly phase: string; readonly ops: string; readonly kernels: number; readonly ms: number; readonly share: number; readonly gflops: number; readonly gbps: number }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -45,24 +46,25 @@ async function main(): Promise<void> {
       executor.kernels.forEach((_, i) => { const t = performance.now(); executor.runKernelAlone(i); times[i] += (performance.now() - t) / reps; });
     }
     const total = times.reduce((a, b) => a + b, 0);
-    const groups = new Map<string, { phase: string; ops: string; kernels: number; ms: number; macs: number }>();
+    const groups = new Map<string, { phase: string; ops: string; kernels: number; ms: number; macs: number; bytes: number }>();
     executor.kernels.forEach((k, i) => {
       const phase = program.graph.node(k.node).phase ?? 'forward';
       const key = `${phase} ${k.ops.join('>')}`;
-      const g = groups.get(key) ?? { phase, ops: k.ops.join('>'), kernels: 0, ms: 0, macs: 0 };
+      const g = groups.get(key) ?? { phase, ops: k.ops.join('>'), kernels: 0, ms: 0, macs: 0, bytes: 0 };
       g.kernels++; g.ms += times[i]!; g.macs += k.macs;
+      g.bytes += 4 * [k.output, ...k.inputs.map((x) => x.layout)].reduce((n, l) => n + sizeOf(l.shape), 0);
       groups.set(key, g);
     });
     const rows: KernelGroup[] = [...groups.values()].sort((a, b) => b.ms - a.ms).slice(0, top)
-      .map((g) => ({ phase: g.phase, ops: g.ops, kernels: g.kernels, ms: g.ms, share: g.ms / total, gflops: (2 * g.macs) / (g.ms * 1e6) }));
+      .map((g) => ({ phase: g.phase, ops: g.ops, kernels: g.kernels, ms: g.ms, share: g.ms / total, gflops: (2 * g.macs) / (g.ms * 1e6), gbps: g.bytes / (g.ms * 1e6) }));
     if (values.json) {
       console.log(JSON.stringify({ model: `shufflenet ${size} g3 cifar`, backend: backendName, mode, batch, threads, inStep, kernels: executor.kernels.length, totalMs: total, groups: rows }));
       return;
     }
     console.log(`shufflenet ${size} g3, ${mode}, batch ${batch} on ${backendName}: ${executor.kernels.length} kernels, ${total.toFixed(1)} ms ${inStep ? `inside whole steps on ${threads} thread${threads > 1 ? 's' : ''}` : 'on one thread (each kernel alone)'}`);
-    console.log('     ms  share  kernels  GFLOP/s  phase      kernel');
+    console.log('     ms  share  kernels  GFLOP/s   GB/s  phase      kernel');
     for (const g of rows) {
-      console.log(`${g.ms.toFixed(1).padStart(7)}  ${(100 * g.share).toFixed(1).padStart(4)}%  ${String(g.kernels).padStart(7)}  ${g.gflops.toFixed(1).padStart(7)}  ${g.phase.padEnd(9)}  ${g.ops}`);
+      console.log(`${g.ms.toFixed(1).padStart(7)}  ${(100 * g.share).toFixed(1).padStart(4)}%  ${String(g.kernels).padStart(7)}  ${g.gflops.toFixed(1).padStart(7)}  ${g.gbps.toFixed(1).padStart(5)}  ${g.phase.padEnd(9)}  ${g.ops}`);
     }
   } finally {
     executor.close();
