@@ -10,7 +10,7 @@
 //   npx tsc-nn compile models/resnet.ts --depth 20 --json      (0.27 M parameters, as in the paper's Table 6)
 //   npx tsc-nn train models/resnet.ts --depth 20 --data ...    (see docs/results.md for the schedule)
 import {
-  add, batchNorm, compute, conv2d, defineModel, defineOp, defineOpCheck, dense, globalAvgPool, relu, select, UserError,
+  add, batchNorm, batchNormOf, batchNormParams, compute, conv2d, defineModel, defineOp, defineOpCheck, dense, globalAvgPool, relu, select, UserError,
   type ParamSpec, type Tensor,
 } from 'tsc-nn';
 
@@ -54,13 +54,6 @@ const STAGE_CHANNELS = [16, 32, 64] as const;
 const conv3x3 = (out: number, inp: number): ParamSpec =>
   ({ shape: [out, inp, 3, 3], role: 'param', init: { kind: 'he_normal', fanIn: inp * 9 } });
 
-const bnParams = (prefix: string, c: number): Record<string, ParamSpec> => ({
-  [`${prefix}.weight`]: { shape: [c], role: 'param', init: { kind: 'const', value: 1 } },
-  [`${prefix}.bias`]: { shape: [c], role: 'param', init: { kind: 'const', value: 0 } },
-  [`${prefix}.running_mean`]: { shape: [c], role: 'state', init: { kind: 'const', value: 0 } },
-  [`${prefix}.running_var`]: { shape: [c], role: 'state', init: { kind: 'const', value: 1 } },
-});
-
 interface Block { readonly prefix: string; readonly inp: number; readonly oup: number; readonly stride: number }
 
 function blocks({ depth }: ResNetConfig): Block[] {
@@ -91,11 +84,11 @@ export default defineModel<ResNetConfig>({
   },
 
   params(cfg) {
-    const specs: Record<string, ParamSpec> = { 'conv1.weight': conv3x3(16, 3), ...bnParams('bn1', 16) };
+    const specs: Record<string, ParamSpec> = { 'conv1.weight': conv3x3(16, 3), ...batchNormParams('bn1', 16) };
     for (const b of blocks(cfg)) {
       Object.assign(specs, {
-        [`${b.prefix}.conv1.weight`]: conv3x3(b.oup, b.inp), ...bnParams(`${b.prefix}.bn1`, b.oup),
-        [`${b.prefix}.conv2.weight`]: conv3x3(b.oup, b.oup), ...bnParams(`${b.prefix}.bn2`, b.oup),
+        [`${b.prefix}.conv1.weight`]: conv3x3(b.oup, b.inp), ...batchNormParams(`${b.prefix}.bn1`, b.oup),
+        [`${b.prefix}.conv2.weight`]: conv3x3(b.oup, b.oup), ...batchNormParams(`${b.prefix}.bn2`, b.oup),
       });
     }
     specs['linear.weight'] = { shape: [cfg.classes, 64], role: 'param', init: { kind: 'he_normal', fanIn: 64 } };
@@ -106,10 +99,7 @@ export default defineModel<ResNetConfig>({
   inputs: (cfg, batch) => ({ image: [batch, 3, cfg.resolution, cfg.resolution] }),
 
   forward(p, { image }, cfg, { training }) {
-    const bn = (x: Tensor, prefix: string): Tensor => batchNorm(x, {
-      weight: p[`${prefix}.weight`]!, bias: p[`${prefix}.bias`]!,
-      running_mean: p[`${prefix}.running_mean`]!, running_var: p[`${prefix}.running_var`]!,
-    }, { training });
+    const bn = (x: Tensor, prefix: string): Tensor => batchNorm(x, batchNormOf(p, prefix), { training });
 
     // y = relu(F(x) + shortcut(x)), F = conv-BN-ReLU-conv-BN (the paper's Figure 2).
     const basicBlock = (x: Tensor, b: Block): Tensor => {

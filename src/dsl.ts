@@ -5,7 +5,7 @@ export { compute, select, lit, maximum, Placeholder, E, type TensorExpr } from '
 export { defineOp, check, lookupOp, type OpDef, type VjpRule } from './ir/op';
 export { Graph, Tensor, sizeOf, outputKey, type Node, type GraphOutput } from './ir/graph';
 export { trace, source, type SourceSpec, type Shapes } from './ir/trace';
-export { defineModel, countParams, type ModelDef, type ParamSpec, type Init, type ForwardContext } from './ir/model';
+export { defineModel, countParams, batchNormParams, batchNormOf, type ModelDef, type ParamSpec, type Init, type ForwardContext } from './ir/model';
 export { printGraph } from './ir/print';
 export { verify, VerifyError } from './ir/verify';
 export { evaluate, evaluateOutputs } from './ir/reference';

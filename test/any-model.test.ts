@@ -10,6 +10,10 @@ import { loadCheckpoint } from '../src/runtime/checkpoint/model-checkpoint';
 import { loadModel } from '../src/api/load-model';
 import { compileModel } from '../src/api/compile';
 import { makeLearnableRecords, useTempDir, writeBatchesFolder } from './data/helpers';
+import { trace } from '../src/ir/trace';
+import * as ops from '../src/ir/ops';
+import { UserError } from '../src/ir/errors';
+import { batchNormOf, batchNormParams } from '../src/ir/model';
 
 const root = path.resolve(__dirname, '..');
 const tmp = useTempDir('tsc-nn-any-model-');
@@ -192,5 +196,24 @@ describe('a model file of the user through the library', () => {
     } finally {
       train.close();
     }
+  });
+});
+
+describe('BatchNorm parameter helpers', () => {
+  it('declare the four tensors by PyTorch\'s names and pick them back for batchNorm; a missing one names itself', () => {
+    const specs = batchNormParams('layer1.bn', 6, 0);
+    expect(Object.keys(specs)).toEqual(['layer1.bn.weight', 'layer1.bn.bias', 'layer1.bn.running_mean', 'layer1.bn.running_var']);
+    expect(specs['layer1.bn.weight']).toEqual({ shape: [6], role: 'param', init: { kind: 'const', value: 0 } });
+    expect(specs['layer1.bn.running_var']).toEqual({ shape: [6], role: 'state', init: { kind: 'const', value: 1 } });
+    const params = { w: { shape: [6], role: 'param' }, b: { shape: [6], role: 'param' }, m: { shape: [6], role: 'state' }, v: { shape: [6], role: 'state' } } as const;
+    const g = trace({ params, inputs: { x: [2, 6, 3, 3] } }, (p, { x }) => {
+      const named = { 'bn.weight': p.w!, 'bn.bias': p.b!, 'bn.running_mean': p.m!, 'bn.running_var': p.v! };
+      const picked = batchNormOf(named, 'bn');
+      expect([picked.weight, picked.bias, picked.running_mean, picked.running_var]).toEqual([p.w, p.b, p.m, p.v]);
+      expect(() => batchNormOf(named, 'bn2')).toThrow(UserError);
+      expect(() => batchNormOf({ 'bn.weight': p.w! }, 'bn')).toThrow(/no parameter bn\.bias: declare it with batchNormParams\('bn', channels\)/);
+      return { y: ops.batchNorm(x!, picked, { training: false }) };
+    });
+    expect(g.outputs).toHaveLength(1);
   });
 });

@@ -1,4 +1,5 @@
 // A model file's contract: configuration, parameter specs with initializers, input shapes and a pure forward.
+import { UserError } from './errors';
 import type { Tensor } from './graph';
 import type { Shapes, SourceSpec } from './trace';
 
@@ -35,3 +36,24 @@ export function defineModel<C extends object>(def: ModelDef<C>): ModelDef<C> {
 /** Number of elements of all trainable parameters. */
 export const countParams = (specs: Readonly<Record<string, ParamSpec>>): number =>
   Object.values(specs).filter((s) => s.role === 'param').reduce((p, s) => p + s.shape.reduce((a, b) => a * b, 1), 0);
+
+/**
+ * The four tensors of a BatchNorm over `channels`, named as PyTorch names them (`PREFIX.weight`, `.bias`,
+ * `.running_mean`, `.running_var`): gamma starts at `gamma`, beta at 0, the running statistics at 0 and 1.
+ */
+export const batchNormParams = (prefix: string, channels: number, gamma = 1): Record<string, ParamSpec> => ({
+  [`${prefix}.weight`]: { shape: [channels], role: 'param', init: { kind: 'const', value: gamma } },
+  [`${prefix}.bias`]: { shape: [channels], role: 'param', init: { kind: 'const', value: 0 } },
+  [`${prefix}.running_mean`]: { shape: [channels], role: 'state', init: { kind: 'const', value: 0 } },
+  [`${prefix}.running_var`]: { shape: [channels], role: 'state', init: { kind: 'const', value: 1 } },
+});
+
+/** The tensors `batchNormParams(prefix, ...)` declared, picked from a forward's parameters for `batchNorm`. */
+export function batchNormOf(params: Readonly<Record<string, Tensor>>, prefix: string): { weight: Tensor; bias: Tensor; running_mean: Tensor; running_var: Tensor } {
+  const pick = (name: string): Tensor => {
+    const t = params[`${prefix}.${name}`];
+    if (!t) throw new UserError(`batchNormOf: no parameter ${prefix}.${name}: declare it with batchNormParams('${prefix}', channels)`);
+    return t;
+  };
+  return { weight: pick('weight'), bias: pick('bias'), running_mean: pick('running_mean'), running_var: pick('running_var') };
+}

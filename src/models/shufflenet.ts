@@ -3,7 +3,7 @@
 // average-pooled shortcut concatenated in front (stride 2). Parameter names follow the seed's module tree.
 import { UserError } from '../ir/errors';
 import type { Tensor } from '../ir/graph';
-import { defineModel, type ParamSpec } from '../ir/model';
+import { batchNormOf, batchNormParams, defineModel, type ParamSpec } from '../ir/model';
 import { add, avgPool2d, batchNorm, concat, conv2d, dense, globalAvgPool, maxPool2d, relu, reshape, transpose } from '../ir/ops';
 
 export const SIZES = ['0.5x', '1.0x', '1.5x', '2.0x'] as const;
@@ -65,24 +65,17 @@ const convParam = (out: number, inPerGroup: number, k: number, init: ConvInit): 
   init: init === 'he_normal' ? { kind: 'he_normal', fanIn: inPerGroup * k * k } : { kind: 'xavier_uniform', fanIn: inPerGroup * k * k, fanOut: out * k * k },
 });
 
-const bnParams = (prefix: string, c: number, gamma = 1): Record<string, ParamSpec> => ({
-  [`${prefix}.weight`]: { shape: [c], role: 'param', init: { kind: 'const', value: gamma } },
-  [`${prefix}.bias`]: { shape: [c], role: 'param', init: { kind: 'const', value: 0 } },
-  [`${prefix}.running_mean`]: { shape: [c], role: 'state', init: { kind: 'const', value: 0 } },
-  [`${prefix}.running_var`]: { shape: [c], role: 'state', init: { kind: 'const', value: 1 } },
-});
-
 function unitParams(u: Unit, { group, zeroInitResidual, convInit }: ShuffleNetConfig): Record<string, ParamSpec> {
   const mid = u.oup / 4;
   const branchOut = u.stride === 2 ? u.oup - u.inp : u.oup;
   const g1 = u.firstGroup ? 1 : group;
   return {
     [`${u.prefix}.branch_main_1.0.weight`]: convParam(mid, u.inp / g1, 1, convInit),
-    ...bnParams(`${u.prefix}.branch_main_1.1`, mid),
+    ...batchNormParams(`${u.prefix}.branch_main_1.1`, mid),
     [`${u.prefix}.branch_main_2.0.weight`]: convParam(mid, 1, 3, convInit),
-    ...bnParams(`${u.prefix}.branch_main_2.1`, mid),
+    ...batchNormParams(`${u.prefix}.branch_main_2.1`, mid),
     [`${u.prefix}.branch_main_2.2.weight`]: convParam(branchOut, mid / group, 1, convInit),
-    ...bnParams(`${u.prefix}.branch_main_2.3`, branchOut, u.stride === 1 && zeroInitResidual ? 0 : 1),
+    ...batchNormParams(`${u.prefix}.branch_main_2.3`, branchOut, u.stride === 1 && zeroInitResidual ? 0 : 1),
   };
 }
 
@@ -114,7 +107,7 @@ export const shufflenet = defineModel<ShuffleNetConfig>({
     const last = channels[channels.length - 1]!;
     return {
       'first_conv.0.weight': convParam(channels[0]!, 3, 3, cfg.convInit),
-      ...bnParams('first_conv.1', channels[0]!),
+      ...batchNormParams('first_conv.1', channels[0]!),
       ...Object.assign({}, ...units(cfg).map((u) => unitParams(u, cfg))),
       'classifier.weight': { shape: [cfg.classes, last], role: 'param', init: { kind: 'normal', std: 0.01 } },
       'classifier.bias': { shape: [cfg.classes], role: 'param', init: { kind: 'const', value: 0 } },
@@ -124,10 +117,7 @@ export const shufflenet = defineModel<ShuffleNetConfig>({
   inputs: (cfg, batch) => ({ image: [batch, 3, cfg.resolution, cfg.resolution] }),
 
   forward(p, { image }, cfg, { training }) {
-    const bn = (x: Tensor, prefix: string): Tensor => batchNorm(x, {
-      weight: p[`${prefix}.weight`]!, bias: p[`${prefix}.bias`]!,
-      running_mean: p[`${prefix}.running_mean`]!, running_var: p[`${prefix}.running_var`]!,
-    }, { training });
+    const bn = (x: Tensor, prefix: string): Tensor => batchNorm(x, batchNormOf(p, prefix), { training });
 
     const unit = (x: Tensor, u: Unit): Tensor => {
       const w = (name: string): Tensor => p[`${u.prefix}.${name}`]!;
