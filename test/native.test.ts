@@ -61,9 +61,12 @@ describe('the C schedule', () => {
     expect(conv(4)).toContain('vfu4');
     expect(conv(4)).not.toContain('vfu8');
   });
-  it('a weight gradient [C, C\', 1, 1] vectorises its reduction over the pixels and sums the lanes at the end', () => {
+  it('a weight gradient [C, C\', 1, 1] vectorises its reduction over the pixels and sums its 16 accumulators\' lanes by a shuffle tree', () => {
     const c = cKernel({ dy: [4, 8, 8, 8], x: [4, 16, 8, 8] }, (t) => ops.conv2dGradWeight(t.dy!, t.x!, [8, 16, 1, 1], { stride: 1, padding: 0, groups: 1 }));
-    expect(c).toMatch(/hsum16\(/);
+    // 16 accumulators fold pairwise (8 + 4 + 2 + 1 = 15 vector adds of two shuffles each) into one vector of 16 sums.
+    expect(c.match(/__builtin_shuffle\(/g)).toHaveLength(30);
+    expect(c).not.toMatch(/hsum16\(/);
+    for (let lane = 0; lane < 16; lane++) expect(c).toMatch(new RegExp(`\\bt\\d+\\[${lane}\\]`));
   });
 });
 
@@ -99,6 +102,20 @@ describe.skipIf(!hasNative)('the native backend', () => {
   // float64 sum there (measured 3.3e-9 and 3.6e-9) but not from each other, and that difference reaches the BN
   // parameters; the losses and the parameters as a whole agree (measured after 4 steps: losses 4.3e-4 apart relative,
   // parameters 1.8e-4). Against float64, native is as close as wasm (shufflenet.test.ts).
+  it('lane sums of 1 accumulator, of 8 (shuffle tree, then each run folded onto its first lane) and of 16 equal the reference', () => {
+    for (const [co, ci] of [[1, 2], [2, 4], [4, 4], [8, 12]] as const) {
+      const g = trace({ params: {}, inputs: { dy: [3, co, 8, 8], x: [3, ci, 8, 8] } }, (_p, t) => ops.conv2dGradWeight(t.dy!, t.x!, [co, ci, 1, 1], { stride: 1, padding: 0, groups: 1 }));
+      const feeds = randomFeeds(g, 5);
+      const ref = Object.values(evaluateOutputs(g, feeds))[0]!;
+      const executor = createExecutor(g, createBackend('native'));
+      try {
+        expect(relL2(Float64Array.from(Object.values(executor.run(feeds))[0]!), ref), `[${co}, ${ci}, 1, 1]`).toBeLessThan(1e-6);
+      } finally {
+        executor.close();
+      }
+    }
+  });
+
   it('times each kernel inside whole runs (kernel-profile --in-step): one mean per kernel, within the runs\' wall time', () => {
     const g = trace({ params: {}, inputs: { x: [8, 32, 16, 16], w: [32, 32, 3, 3] } }, (_p, t) => ops.relu(ops.conv2d(t.x!, t.w!, { padding: 1 })));
     const executor = createExecutor(g, createBackend('native')) as NativeExecutor;

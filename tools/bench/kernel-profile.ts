@@ -2,7 +2,8 @@
 // thread (its inputs are whatever the previous full runs left in the arena), or with --in-step (native) inside whole
 // steps on TSC_NN_THREADS threads (default 2) with the caches as the step leaves them, grouped by phase and fused-op
 // signature, with achieved GFLOP/s. Usage:
-//   node dist/tools/bench/kernel-profile.js [--backend native|wasm] [--size 0.5x] [--mode train|infer] [--batch 64] [--reps 3] [--top 25] [--in-step] [--json]
+//   node dist/tools/bench/kernel-profile.js [--backend native|wasm] [--size 0.5x] [--stem cifar|imagenet] [--resolution 32]
+//     [--mode train|infer] [--batch 64] [--reps 3] [--top 25] [--in-step] [--json]
 import { parseArgs } from 'node:util';
 import { shufflenet, SIZES, type Size } from '../../src/models/shufflenet';
 import { compilePrograms } from '../../src/api/programs';
@@ -19,7 +20,7 @@ export interface KernelGroup { readonly phase: string; readonly ops: string; rea
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { backend: { type: 'string' }, size: { type: 'string' }, mode: { type: 'string' }, batch: { type: 'string' }, reps: { type: 'string' }, top: { type: 'string' }, 'in-step': { type: 'boolean' }, json: { type: 'boolean' } },
+    options: { backend: { type: 'string' }, size: { type: 'string' }, stem: { type: 'string' }, resolution: { type: 'string' }, mode: { type: 'string' }, batch: { type: 'string' }, reps: { type: 'string' }, top: { type: 'string' }, 'in-step': { type: 'boolean' }, json: { type: 'boolean' } },
   });
   const backendName = oneOf('backend', values.backend, ['native', 'wasm'] as const, 'wasm');
   const size = oneOf('size', values.size, SIZES, '0.5x' as Size);
@@ -29,7 +30,9 @@ async function main(): Promise<void> {
   const top = positiveInt('top', values.top, 25);
   const inStep = values['in-step'] === true;
   if (inStep && backendName !== 'native') throw new Error('--in-step times kernels inside the native library\'s runs: use it with --backend native');
-  const config = shufflenet.configure!({ size, group: 3, stem: 'cifar' });
+  const stem = oneOf('stem', values.stem, ['cifar', 'imagenet'] as const, 'cifar');
+  const resolution = positiveInt('resolution', values.resolution, stem === 'cifar' ? 32 : 224);
+  const config = shufflenet.configure!({ size, group: 3, stem, resolution });
   const program = await compilePrograms(shufflenet, config, mode, batch);
   const params = initParams(shufflenet.params(config), 1);
   const feeds: Record<string, Float32Array> = {};
@@ -58,10 +61,10 @@ async function main(): Promise<void> {
     const rows: KernelGroup[] = [...groups.values()].sort((a, b) => b.ms - a.ms).slice(0, top)
       .map((g) => ({ phase: g.phase, ops: g.ops, kernels: g.kernels, ms: g.ms, share: g.ms / total, gflops: (2 * g.macs) / (g.ms * 1e6), gbps: g.bytes / (g.ms * 1e6) }));
     if (values.json) {
-      console.log(JSON.stringify({ model: `shufflenet ${size} g3 cifar`, backend: backendName, mode, batch, threads, inStep, kernels: executor.kernels.length, totalMs: total, groups: rows }));
+      console.log(JSON.stringify({ model: `shufflenet ${size} g3 ${stem} ${resolution}x${resolution}`, backend: backendName, mode, batch, threads, inStep, kernels: executor.kernels.length, totalMs: total, groups: rows }));
       return;
     }
-    console.log(`shufflenet ${size} g3, ${mode}, batch ${batch} on ${backendName}: ${executor.kernels.length} kernels, ${total.toFixed(1)} ms ${inStep ? `inside whole steps on ${threads} thread${threads > 1 ? 's' : ''}` : 'on one thread (each kernel alone)'}`);
+    console.log(`shufflenet ${size} g3 ${stem} ${resolution}x${resolution}, ${mode}, batch ${batch} on ${backendName}: ${executor.kernels.length} kernels, ${total.toFixed(1)} ms ${inStep ? `inside whole steps on ${threads} thread${threads > 1 ? 's' : ''}` : 'on one thread (each kernel alone)'}`);
     console.log('     ms  share  kernels  GFLOP/s   GB/s  phase      kernel');
     for (const g of rows) {
       console.log(`${g.ms.toFixed(1).padStart(7)}  ${(100 * g.share).toFixed(1).padStart(4)}%  ${String(g.kernels).padStart(7)}  ${g.gflops.toFixed(1).padStart(7)}  ${g.gbps.toFixed(1).padStart(5)}  ${g.phase.padEnd(9)}  ${g.ops}`);
