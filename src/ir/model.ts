@@ -1,6 +1,7 @@
 // A model file's contract: configuration, parameter specs with initializers, input shapes and a pure forward.
 import { UserError } from './errors';
 import type { Tensor } from './graph';
+import type { BatchNormParams } from './ops/nn';
 import type { Shapes, SourceSpec } from './trace';
 
 /**
@@ -49,7 +50,7 @@ export const batchNormParams = (prefix: string, channels: number, gamma = 1): Re
 });
 
 /** The tensors `batchNormParams(prefix, ...)` declared, picked from a forward's parameters for `batchNorm`. */
-export function batchNormOf(params: Readonly<Record<string, Tensor>>, prefix: string): { weight: Tensor; bias: Tensor; running_mean: Tensor; running_var: Tensor } {
+export function batchNormOf(params: Readonly<Record<string, Tensor>>, prefix: string): BatchNormParams {
   const pick = (name: string): Tensor => {
     const t = params[`${prefix}.${name}`];
     if (!t) throw new UserError(`batchNormOf: no parameter ${prefix}.${name}: declare it with batchNormParams('${prefix}', channels)`);

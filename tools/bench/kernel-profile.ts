@@ -18,6 +18,15 @@ import { oneOf, positiveInt } from '../commands/common';
 /** gbps: the bytes each kernel must move at least (its inputs read once, its output written once) per second. */
 export interface KernelGroup { readonly phase: string; readonly ops: string; readonly kernels: number; readonly ms: number; readonly share: number; readonly gflops: number; readonly gbps: number }
 
+/** Each kernel's mean milliseconds run alone on this thread, `reps` times over. */
+function timeEachAlone(executor: ArenaExecutor, reps: number): Float64Array {
+  const times = new Float64Array(executor.kernels.length);
+  for (let r = 0; r < reps; r++) {
+    executor.kernels.forEach((_, i) => { const t = performance.now(); executor.runKernelAlone(i); times[i] += (performance.now() - t) / reps; });
+  }
+  return times;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { backend: { type: 'string' }, size: { type: 'string' }, stem: { type: 'string' }, resolution: { type: 'string' }, mode: { type: 'string' }, batch: { type: 'string' }, reps: { type: 'string' }, top: { type: 'string' }, 'in-step': { type: 'boolean' }, json: { type: 'boolean' } },
@@ -44,10 +53,7 @@ async function main(): Promise<void> {
   const executor = createExecutor(program.graph, { ...backend, threads }) as ArenaExecutor;
   try {
     for (let i = 0; i < 2; i++) executor.run(feeds);
-    const times = inStep ? (executor as NativeExecutor).timeKernelsInRuns(reps) : new Float64Array(executor.kernels.length);
-    for (let r = 0; r < (inStep ? 0 : reps); r++) {
-      executor.kernels.forEach((_, i) => { const t = performance.now(); executor.runKernelAlone(i); times[i] += (performance.now() - t) / reps; });
-    }
+    const times = inStep ? (executor as NativeExecutor).timeKernelsInRuns(reps) : timeEachAlone(executor, reps);
     const total = times.reduce((a, b) => a + b, 0);
     const groups = new Map<string, { phase: string; ops: string; kernels: number; ms: number; macs: number; bytes: number }>();
     executor.kernels.forEach((k, i) => {
